@@ -1,0 +1,534 @@
+"""Depthwise convolution used by every ConvMixer block, with a fast Triton path for CUDA.
+
+``DepthwiseConv2d`` is a subclass of ``nn.Conv2d`` (``groups == channels``, "same" padding for odd kernels), so
+parameters, ``state_dict``, fusing, TorchScript and ONNX export behave exactly as for a plain depthwise ``nn.Conv2d``.
+
+Why a custom kernel: cuDNN's depthwise convolution is fast for k <= 7 but falls off a cliff at k = 9 (the ConvMixer
+paper's kernel), about 10x slower than k = 7 on an H100 in fp16 channels_last, forward plus backward. The Triton
+kernels below compute the same function directly; ``forward`` uses them only when it is safe (see
+``fast_path_reason``) and otherwise calls ``nn.Conv2d.forward``, so exported graphs hold a standard ``Conv`` and CPU
+results are bit-identical to ``nn.Conv2d``.
+
+Kernel design (``k`` odd, stride 1, padding ``k // 2``; all accumulation in fp32):
+
+* Forward and input gradient share one kernel: the input gradient of a "same" correlation is the same correlation
+  of ``grad_output`` with the spatially flipped filter.
+
+  - channels_last (NHWC): one program per (image, ``TH x TW`` pixel tile, ``BLOCK_C`` channels). Channels are the
+    contiguous vector dimension, so each of the ``k * k`` shifted tile loads is a coalesced, vectorised read that hits
+    L1/L2 for all but the first tap, and each tap needs one ``BLOCK_C`` weight vector.
+  - NCHW: one program per (image, channel) plane and ``BLOCK`` consecutive pixels of it (flattened, so small planes
+    such as 20 x 20 waste few lanes); the weight of each tap is a scalar shared by the whole program.
+
+* Weight and bias gradients are deterministic: no atomics. Every program owns a disjoint slice of the reduction and
+  keeps all ``k * k`` taps in one register accumulator of shape ``[KK_PAD, ...]`` (taps flattened and padded to a
+  power of two), updated by a single gathered load per step; the per-program partial sums go to a buffer that
+  ``torch.sum`` reduces in a fixed order. The tiling of these kernels is a fixed function of the shape, never
+  autotuned, so the summation order (and the bits of the result) do not depend on timing.
+
+  - NCHW: one program per (channel, pixel tile), looping over the batch.
+  - NHWC: one program per (channel block, run of consecutive pixels), looping over the pixels.
+"""
+
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+ENV_FAST_DWCONV = "ULTRALYTICS_CONVMIXER_FAST_DWCONV"
+"""Environment variable; set it to ``0`` to always use ``nn.Conv2d.forward`` (cuDNN on CUDA)."""
+
+SUPPORTED_KERNELS = (3, 5, 7, 9, 11, 13)
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+_INT32_MAX = 2**31 - 1
+_MAX_PLANE = 2**24  # keeps the tile index of every grid below the 65535 limit of grid axes 1 and 2
+_WGRAD_PROGRAMS = 1024  # target number of programs of the NHWC weight-gradient kernel (a few waves on any GPU)
+
+_triton_state: Dict[str, Any] = {}  # lazily filled by _kernels(): the Triton module and the compiled kernels
+FORCED_CONFIGS: Dict[str, Dict[str, int]] = {}
+"""Kernel name (``fwd_nchw`` or ``fwd_nhwc``) -> meta-parameters to use instead of autotuning (tests, benchmarks)."""
+
+
+def _triton_available() -> bool:
+    """Return True if Triton imports (checked once, and only when a CUDA tensor asks for the fast path)."""
+    if "available" not in _triton_state:
+        try:
+            import triton  # noqa: F401
+
+            _triton_state["available"] = True
+        except Exception:  # ImportError, or a broken install that fails while importing
+            _triton_state["available"] = False
+    return _triton_state["available"]
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """Return True if ``x`` is (or is best treated as) channels_last, i.e. channels are the innermost dimension."""
+    if x.is_contiguous():
+        return False  # also covers tensors that are both, e.g. C == 1 or H == W == 1
+    return x.is_contiguous(memory_format=torch.channels_last) or x.stride(1) == 1
+
+
+def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
+    """Say why ``module(x)`` cannot use the Triton kernels, or return None if it will.
+
+    Args:
+        x (torch.Tensor): The input that would be passed to ``module``.
+        module (nn.Conv2d): A ``DepthwiseConv2d`` (or an equivalent depthwise ``nn.Conv2d``).
+
+    Returns:
+        (str | None): A short human-readable reason for using ``nn.Conv2d.forward`` instead, or None for the fast path.
+    """
+    if os.environ.get(ENV_FAST_DWCONV, "1").strip() == "0":
+        return f"disabled by {ENV_FAST_DWCONV}=0"
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        return "TorchScript scripting or tracing (the graph must hold a standard convolution)"
+    if torch.onnx.is_in_onnx_export():
+        return "ONNX export (the graph must hold a standard Conv)"
+    if torch.compiler.is_compiling():
+        return "torch.compile (Inductor generates its own convolution)"
+    if not x.is_cuda:
+        return f"input is on {x.device.type}, not CUDA"
+    if x.dim() != 4:
+        return f"input must be 4-D (N, C, H, W), got {x.dim()}-D"
+    k = module.kernel_size
+    if k[0] != k[1] or k[0] not in SUPPORTED_KERNELS:
+        return f"kernel {tuple(k)} is not square with an odd size in {SUPPORTED_KERNELS}"
+    c = module.in_channels
+    if not (
+        module.out_channels == c == module.groups == x.shape[1]
+        and tuple(module.stride) == (1, 1)
+        and tuple(module.dilation) == (1, 1)
+        and tuple(module.padding) == (k[0] // 2, k[0] // 2)
+        and module.padding_mode == "zeros"
+    ):
+        return "not a stride-1, 'same'-padded depthwise convolution matching the input channels"
+    dtype = x.dtype
+    if dtype in SUPPORTED_DTYPES and torch.is_autocast_enabled("cuda"):
+        dtype = torch.get_autocast_dtype("cuda")  # what nn.Conv2d would compute in
+    elif module.weight.dtype != dtype or (module.bias is not None and module.bias.dtype != dtype):
+        return "input and parameter dtypes differ"  # nn.Conv2d raises the proper error
+    if dtype not in SUPPORTED_DTYPES:
+        return f"dtype {dtype} is not one of {SUPPORTED_DTYPES}"
+    n, _, h, w = x.shape
+    if x.numel() == 0:
+        return "empty input"
+    if c * h * w > _INT32_MAX or n * h * w > _INT32_MAX or h * w > _MAX_PLANE:
+        return "input too large for the kernels' 32-bit indexing"
+    if not _triton_available():
+        return "triton is not importable"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Triton kernels, defined on first use so that importing this module never imports Triton.
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _kernels() -> Dict[str, Any]:
+    """Import Triton and define the kernels (once); return ``_triton_state``."""
+    if "fwd_nchw" in _triton_state:
+        return _triton_state
+    global triton, tl  # module globals, because @triton.jit resolves names through the function's __globals__
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def fwd_nchw(
+        x_ptr, w_ptr, b_ptr, y_ptr, C, H, W, HW_BUCKET, K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr
+    ):
+        # One program: BLOCK consecutive pixels of one (n, c) plane. w_ptr: fp32 [C, K*K]; HW_BUCKET: autotune key.
+        PAD: tl.constexpr = K // 2
+        plane = tl.program_id(0)
+        c = plane % C
+        base = plane.to(tl.int64) * H * W
+        p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+        inside = p < H * W
+        h = p // W
+        w = p % W
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for i in tl.static_range(K):
+            hh = h + (i - PAD)
+            row_ok = inside & (hh >= 0) & (hh < H)
+            for j in tl.static_range(K):
+                ww = w + (j - PAD)
+                ok = row_ok & (ww >= 0) & (ww < W)
+                xv = tl.load(x_ptr + base + p + ((i - PAD) * W + (j - PAD)), mask=ok, other=0.0)
+                acc += xv.to(tl.float32) * tl.load(w_ptr + c * (K * K) + (i * K + j))
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + c)
+        tl.store(y_ptr + base + p, acc.to(y_ptr.dtype.element_ty), mask=inside)
+
+    @triton.jit
+    def fwd_nhwc(
+        x_ptr,
+        w_ptr,
+        b_ptr,
+        y_ptr,
+        C,
+        H,
+        W,
+        HW_BUCKET,
+        K: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        TH: tl.constexpr,
+        TW: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+    ):
+        # One program: a TH x TW pixel tile of one image times BLOCK_C channels. w_ptr: fp32 [K*K, C].
+        PAD: tl.constexpr = K // 2
+        tiles_w = tl.cdiv(W, TW)
+        tiles = tl.cdiv(H, TH) * tiles_w
+        pid = tl.program_id(0)
+        n = pid // tiles
+        t = pid % tiles
+        idx = tl.arange(0, TH * TW)
+        h = (t // tiles_w) * TH + idx // TW
+        w = (t % tiles_w) * TW + idx % TW
+        cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        c_ok = cs < C
+        base = n.to(tl.int64) * H * W * C
+        pix = (h * W + w) * C
+        acc = tl.zeros([TH * TW, BLOCK_C], dtype=tl.float32)
+        for i in tl.static_range(K):
+            hh = h + (i - PAD)
+            row_ok = (hh >= 0) & (hh < H)
+            for j in tl.static_range(K):
+                ww = w + (j - PAD)
+                ok = row_ok & (ww >= 0) & (ww < W)
+                offs = pix + ((i - PAD) * W + (j - PAD)) * C
+                xv = tl.load(x_ptr + base + offs[:, None] + cs[None, :], mask=ok[:, None] & c_ok[None, :], other=0.0)
+                wv = tl.load(w_ptr + (i * K + j) * C + cs, mask=c_ok, other=0.0)
+                acc += xv.to(tl.float32) * wv[None, :]
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + cs, mask=c_ok, other=0.0)[None, :]
+        out_ok = ((h < H) & (w < W))[:, None] & c_ok[None, :]
+        tl.store(y_ptr + base + pix[:, None] + cs[None, :], acc.to(y_ptr.dtype.element_ty), mask=out_ok)
+
+    @triton.jit
+    def wgrad_nchw(
+        x_ptr,
+        g_ptr,
+        pw_ptr,
+        pb_ptr,
+        N,
+        C,
+        H,
+        W,
+        K: tl.constexpr,
+        KK_PAD: tl.constexpr,
+        BLOCK: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+    ):
+        # One program: channel c, pixels [tile * BLOCK, +BLOCK) of every image. acc[t, p] sums, over the batch,
+        # grad_y[n, c, p] * x[n, c, p + offset of tap t]. Writes pw[c, tile, :K*K] and pb[c, tile].
+        PAD: tl.constexpr = K // 2
+        c = tl.program_id(0)
+        tile = tl.program_id(1)
+        p = tile * BLOCK + tl.arange(0, BLOCK)
+        inside = p < H * W
+        h = p // W
+        w = p % W
+        t = tl.arange(0, KK_PAD)
+        di = t // K - PAD
+        dj = t % K - PAD
+        hh = h[None, :] + di[:, None]
+        ww = w[None, :] + dj[:, None]
+        ok = (t < K * K)[:, None] & inside[None, :] & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
+        offs = p[None, :] + (di * W + dj)[:, None]
+        acc = tl.zeros([KK_PAD, BLOCK], dtype=tl.float32)
+        acc_b = tl.zeros([BLOCK], dtype=tl.float32)
+        for n in range(N):
+            base = (n * C + c).to(tl.int64) * H * W
+            g = tl.load(g_ptr + base + p, mask=inside, other=0.0).to(tl.float32)
+            xv = tl.load(x_ptr + base + offs, mask=ok, other=0.0).to(tl.float32)
+            acc += xv * g[None, :]
+            acc_b += g
+        out = (c * tl.num_programs(1) + tile).to(tl.int64)
+        tl.store(pw_ptr + out * (K * K) + t, tl.sum(acc, axis=1), mask=t < K * K)
+        if HAS_BIAS:
+            tl.store(pb_ptr + out, tl.sum(acc_b, axis=0))
+
+    @triton.jit
+    def wgrad_nhwc(
+        x_ptr,
+        g_ptr,
+        pw_ptr,
+        pb_ptr,
+        C,
+        H,
+        W,
+        NHW,
+        PIX_PER_PROG,
+        K: tl.constexpr,
+        KK_PAD: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+    ):
+        # One program: BLOCK_C channels, flattened (n, h, w) pixels [chunk * PIX_PER_PROG, +PIX_PER_PROG). acc[t, c]
+        # sums grad_y[q, c] * x[q + offset of tap t, c] over its pixels q. Writes pw[chunk, :K*K, C], pb[chunk, C].
+        PAD: tl.constexpr = K // 2
+        cs = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+        c_ok = cs < C
+        chunk = tl.program_id(1)
+        t = tl.arange(0, KK_PAD)
+        t_ok = t < K * K
+        di = t // K - PAD
+        dj = t % K - PAD
+        tap_offs = (di * W + dj) * C
+        acc = tl.zeros([KK_PAD, BLOCK_C], dtype=tl.float32)
+        acc_b = tl.zeros([BLOCK_C], dtype=tl.float32)
+        q0 = chunk * PIX_PER_PROG
+        for step in range(0, tl.minimum(PIX_PER_PROG, NHW - q0)):
+            q = q0 + step  # not the loop variable itself: that is a Python int under the interpreter
+            r = q % (H * W)
+            h = r // W
+            w = r % W
+            ok = t_ok & (h + di >= 0) & (h + di < H) & (w + dj >= 0) & (w + dj < W)
+            base = q.to(tl.int64) * C
+            g = tl.load(g_ptr + base + cs, mask=c_ok, other=0.0).to(tl.float32)
+            xv = tl.load(x_ptr + base + tap_offs[:, None] + cs[None, :], mask=ok[:, None] & c_ok[None, :], other=0.0)
+            acc += xv.to(tl.float32) * g[None, :]
+            acc_b += g
+        out = chunk.to(tl.int64) * C
+        tl.store(pw_ptr + out * (K * K) + t[:, None] * C + cs[None, :], acc, mask=t_ok[:, None] & c_ok[None, :])
+        if HAS_BIAS:
+            tl.store(pb_ptr + out + cs, acc_b, mask=c_ok)
+
+    def prune_nhwc(configs, named_args, **kwargs):
+        # Channel blocks wider than the (power-of-two rounded) channel count only add masked-off lanes.
+        widest = max(16, triton.next_power_of_2(named_args["C"]))
+        return [cfg for cfg in configs if cfg.kwargs["BLOCK_C"] <= widest] or configs[:1]
+
+    def cfg(num_warps: int, **meta: int) -> "triton.Config":
+        return triton.Config(meta, num_warps=num_warps)
+
+    configs = {  # modest: each new (K, C, HW bucket, dtype) costs one short benchmark of every config
+        "fwd_nchw": [cfg(4, BLOCK=512), cfg(4, BLOCK=256), cfg(4, BLOCK=1024), cfg(8, BLOCK=1024), cfg(8, BLOCK=2048)],
+        "fwd_nhwc": [
+            cfg(4, TH=8, TW=8, BLOCK_C=32),
+            cfg(4, TH=4, TW=16, BLOCK_C=32),
+            cfg(4, TH=8, TW=8, BLOCK_C=64),
+            cfg(8, TH=8, TW=16, BLOCK_C=32),
+            cfg(4, TH=4, TW=8, BLOCK_C=64),
+            cfg(4, TH=16, TW=16, BLOCK_C=16),
+        ],
+    }
+    key = ["K", "C", "HW_BUCKET"]  # Triton appends the dtypes of tensor arguments
+    _triton_state.update(
+        configs=configs,
+        raw={"fwd_nchw": fwd_nchw, "fwd_nhwc": fwd_nhwc},
+        fwd_nchw=triton.autotune(configs["fwd_nchw"], key=key)(fwd_nchw),
+        fwd_nhwc=triton.autotune(configs["fwd_nhwc"], key=key, prune_configs_by={"early_config_prune": prune_nhwc})(
+            fwd_nhwc
+        ),
+        wgrad_nchw=wgrad_nchw,
+        wgrad_nhwc=wgrad_nhwc,
+    )
+    return _triton_state
+
+
+def _interpreting() -> bool:
+    """Return True under Triton's CPU interpreter, which can run kernels but not autotune them."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _next_pow2(v: int) -> int:
+    return 1 << max(0, (v - 1).bit_length())
+
+
+def _conv_same(x: torch.Tensor, w_flat: torch.Tensor, bias: Optional[torch.Tensor], k: int, nhwc: bool) -> torch.Tensor:
+    """Launch the forward kernel: "same" depthwise correlation of ``x`` (contiguous in its layout) with fp32 taps.
+
+    ``w_flat`` is fp32 ``[C, k*k]`` for NCHW and ``[k*k, C]`` for NHWC; ``bias`` is fp32 ``[C]`` or None.
+    """
+    ks = _kernels()
+    n, c, h, w = x.shape
+    y = torch.empty_like(x)  # keeps the memory format of x
+    name = "fwd_nhwc" if nhwc else "fwd_nchw"
+    args = (x, w_flat, bias if bias is not None else w_flat, y, c, h, w, _next_pow2(h * w))
+    meta = {"K": k, "HAS_BIAS": bias is not None}
+    forced = FORCED_CONFIGS.get(name)
+    if forced is None and _interpreting():
+        forced = {**ks["configs"][name][0].kwargs, "num_warps": ks["configs"][name][0].num_warps}
+    if nhwc:
+
+        def grid(m):
+            return (n * triton.cdiv(h, m["TH"]) * triton.cdiv(w, m["TW"]), triton.cdiv(c, m["BLOCK_C"]))
+
+    else:
+
+        def grid(m):
+            return (n * c, triton.cdiv(h * w, m["BLOCK"]))
+
+    if forced is None:
+        ks[name][grid](*args, **meta)
+    else:  # bypass the autotuner with fixed meta-parameters
+        meta.update(forced)
+        ks["raw"][name][grid](*args, **meta)
+    return y
+
+
+def _weight_grad(
+    x: torch.Tensor, grad_y: torch.Tensor, k: int, nhwc: bool, with_bias: bool
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Return fp32 ``(grad_weight [C, 1, k, k], grad_bias [C] or None)``, deterministically (see module docstring)."""
+    ks = _kernels()
+    n, c, h, w = x.shape
+    kk = k * k
+    kk_pad = _next_pow2(kk)
+    if nhwc:
+        block_c = min(32, max(16, _next_pow2(c)))  # 32 fp16 channels = one 64-byte row segment per tap
+        c_blocks = triton.cdiv(c, block_c)
+        pix = n * h * w
+        per_prog = triton.cdiv(pix, max(1, min(pix, triton.cdiv(_WGRAD_PROGRAMS, c_blocks))))
+        chunks = triton.cdiv(pix, per_prog)
+        pw = torch.empty((chunks, kk, c), device=x.device, dtype=torch.float32)
+        pb = torch.empty((chunks, c), device=x.device, dtype=torch.float32) if with_bias else pw
+        warps = max(1, min(8, kk_pad * block_c // 1024))
+        ks["wgrad_nhwc"][(c_blocks, chunks)](
+            x,
+            grad_y,
+            pw,
+            pb,
+            c,
+            h,
+            w,
+            pix,
+            per_prog,
+            K=k,
+            KK_PAD=kk_pad,
+            BLOCK_C=block_c,
+            HAS_BIAS=with_bias,
+            num_warps=warps,
+        )
+        gw = pw.sum(0).t()
+        gb = pb.sum(0) if with_bias else None
+    else:
+        block = max(16, min(8192 // kk_pad, _next_pow2(h * w)))  # ~8K fp32 accumulators: 32 registers per thread
+        tiles = triton.cdiv(h * w, block)
+        pw = torch.empty((c, tiles, kk), device=x.device, dtype=torch.float32)
+        pb = torch.empty((c, tiles), device=x.device, dtype=torch.float32) if with_bias else pw
+        ks["wgrad_nchw"][(c, tiles)](
+            x, grad_y, pw, pb, n, c, h, w, K=k, KK_PAD=kk_pad, BLOCK=block, HAS_BIAS=with_bias, num_warps=8
+        )
+        gw = pw.sum(1)
+        gb = pb.sum(1) if with_bias else None
+    return gw.reshape(c, 1, k, k), gb
+
+
+class _DepthwiseConv2dFunction(torch.autograd.Function):
+    """Autograd wrapper of the Triton kernels; same function and gradients as ``F.conv2d(..., groups=C)``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        nhwc = _is_channels_last(x)
+        x = x.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+        c, k = weight.shape[0], weight.shape[-1]
+        w_flat = weight.detach().reshape(c, k * k).float()
+        w_flat = (w_flat.t() if nhwc else w_flat).contiguous()
+        b = bias.detach().float().contiguous() if bias is not None else None
+        with _device_guard(x):
+            y = _conv_same(x, w_flat, b, k, nhwc)
+        ctx.save_for_backward(x, weight)
+        ctx.nhwc, ctx.has_bias = nhwc, bias is not None
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
+        x, weight = ctx.saved_tensors
+        nhwc = ctx.nhwc
+        grad_y = grad_y.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+        c, k = weight.shape[0], weight.shape[-1]
+        gx = gw = gb = None
+        with _device_guard(x):
+            if ctx.needs_input_grad[0]:
+                # Input gradient of a "same" correlation = the same correlation with the flipped filter.
+                w_flip = weight.detach().flip((2, 3)).reshape(c, k * k).float()
+                gx = _conv_same(grad_y, (w_flip.t() if nhwc else w_flip).contiguous(), None, k, nhwc)
+            need_b = ctx.has_bias and ctx.needs_input_grad[2]
+            if ctx.needs_input_grad[1] or need_b:
+                gw, gb = _weight_grad(x, grad_y, k, nhwc, need_b)
+                gw = gw.to(weight.dtype) if ctx.needs_input_grad[1] else None
+                gb = gb.to(weight.dtype) if gb is not None else None
+        return gx, gw, gb
+
+
+class _NullContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _device_guard(x: torch.Tensor):
+    """Make ``x``'s GPU current, as Triton launches on the current device and stream."""
+    return torch.cuda.device(x.device) if x.is_cuda else _NullContext()
+
+
+def depthwise_conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Depthwise "same" convolution (stride 1, padding ``k // 2``) with the Triton kernels, differentiable.
+
+    Computes ``F.conv2d(x, weight, bias, padding=k // 2, groups=C)`` without any of the dispatcher's checks: it is the
+    entry point for tests and benchmarks, including on CPU tensors under ``TRITON_INTERPRET=1``.
+
+    Args:
+        x (torch.Tensor): Input ``(N, C, H, W)``, fp32, fp16 or bf16, NCHW or channels_last.
+        weight (torch.Tensor): Filters ``(C, 1, k, k)`` with odd ``k`` in 3..13, same dtype as ``x``.
+        bias (torch.Tensor | None): Optional ``(C,)`` bias, same dtype as ``x``.
+
+    Returns:
+        (torch.Tensor): Output with the shape, dtype and memory format of ``x``.
+    """
+    c, k = weight.shape[0], weight.shape[-1]
+    if x.dim() != 4 or x.shape[1] != c or tuple(weight.shape) != (c, 1, k, k) or k not in SUPPORTED_KERNELS:
+        raise ValueError(f"unsupported depthwise convolution: x {tuple(x.shape)}, weight {tuple(weight.shape)}")
+    return _DepthwiseConv2dFunction.apply(x, weight, bias)
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise k x k convolution with stride 1 and "same" padding.
+
+    On CUDA it runs the Triton kernels of this module when ``fast_path_reason`` allows (set
+    ``ULTRALYTICS_CONVMIXER_FAST_DWCONV=0`` to opt out); everywhere else it is exactly ``nn.Conv2d``.
+
+    Args:
+        channels (int): Input and output channels (one filter per channel).
+        k (int): Odd kernel size.
+        bias (bool): Whether to add a learnable bias.
+    """
+
+    def __init__(self, channels: int, k: int = 9, bias: bool = True):
+        super().__init__(channels, channels, k, padding=k // 2, groups=channels, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the depthwise convolution."""
+        if not torch.jit.is_scripting() and self._use_fast_path(x):
+            return self._fast_forward(x)
+        return self._conv_forward(x, self.weight, self.bias)  # what nn.Conv2d.forward does (and TorchScript-able)
+
+    @torch.jit.unused
+    def _use_fast_path(self, x: torch.Tensor) -> bool:
+        return fast_path_reason(x, self) is None
+
+    @torch.jit.unused
+    def _fast_forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
+        if torch.is_autocast_enabled("cuda"):  # cast like autocast does for F.conv2d: everything to the autocast dtype
+            dtype = torch.get_autocast_dtype("cuda")
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = bias.to(dtype) if bias is not None else None
+        return _DepthwiseConv2dFunction.apply(x, weight, bias)
+
+
+def reference_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``F.conv2d`` with the same arguments as ``depthwise_conv2d_triton`` (the function the kernels must match)."""
+    return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
+
+
+__all__: List[str] = ["DepthwiseConv2d", "depthwise_conv2d_triton", "fast_path_reason", "reference_conv"]

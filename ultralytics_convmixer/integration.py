@@ -1,0 +1,421 @@
+"""Everything that touches Ultralytics internals lives here, so a new Ultralytics release is fixed in one place.
+
+:func:`register` (idempotent, called by the start-up hook right after ``ultralytics.nn.tasks`` is imported):
+
+- puts the plugin classes into ``ultralytics.nn.tasks``' namespace, where ``parse_model`` looks module names up;
+- wraps ``parse_model`` so plugin rows are treated like native rows: input channels come from the graph for any
+  ``from``, output channels are scaled as ``make_divisible(min(c2, max_channels) * width, 8)``, repeats by depth, and
+  ``Index`` rows after a ``ConvMixerBackbone`` get the backbone's real channels at every scale. Each plugin row is
+  built here, handed to the original ``parse_model`` as an ``Index`` stub that records its true output channels, and
+  swapped in afterwards; the layer table is rewritten to show the plugin's module and real arguments;
+- wraps ``yaml_model_load`` so ``yolov8n-convmixer.yaml`` resolves to the packaged YAML from any directory (a file of
+  that name in the working directory wins) and the scale letter picks the scale as for stock names;
+- wraps ``check_det_dataset``/``check_cls_dataset`` so the packaged ``datasets/*.yaml`` work by bare name, and a
+  classify data YAML is turned into the directory Ultralytics expects;
+- registers the plugin classes as safe globals for ``ULTRALYTICS_SAFE_LOAD=1``.
+
+Nothing is written into the installed Ultralytics package.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import inspect
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from . import modules as cm
+from .dwconv import DepthwiseConv2d
+
+SUPPORTED = "ultralytics>=8.3.253,<=8.4.190"
+PLUGIN_MODULES: Dict[str, type] = {
+    "ConvMixerBlock": cm.ConvMixerBlock,
+    "PatchEmbed": cm.PatchEmbed,
+    "ConvMixerStage": cm.ConvMixerStage,
+    "ConvMixerBackbone": cm.ConvMixerBackbone,
+}
+# Every class a plugin checkpoint may pickle, for torch's weights_only unpickler (ULTRALYTICS_SAFE_LOAD=1).
+SAFE_GLOBALS = [*PLUGIN_MODULES.values(), cm.FeatureSpec, cm._Resample, DepthwiseConv2d]
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_registered = False
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Packaged files
+# ----------------------------------------------------------------------------------------------------------------------
+def _resource_dir(name: str) -> Path:
+    """Folder shipped in the wheel (``ultralytics_convmixer/<name>``), or the repo root's for a source checkout."""
+    installed = _PACKAGE_DIR / name
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / name
+
+
+def model_yamls() -> List[Path]:
+    """Return the packaged model YAMLs (one per task; the scale letter is chosen in the name, as for stock YAMLs)."""
+    return sorted(_resource_dir("model_yamls").glob("*.yaml"))
+
+
+def model_yaml(name: str) -> Optional[Path]:
+    """Return the packaged YAML behind a model name such as ``yolov8n-convmixer.yaml``, or None if there is none.
+
+    Args:
+        name (str): File name with or without the scale letter (``yolov8s-convmixer-seg.yaml``).
+    """
+    stem = Path(str(name)).name
+    for candidate in (stem, _unscaled(stem)):
+        path = _resource_dir("model_yamls") / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+def dataset_yaml(name: str) -> Optional[Path]:
+    """Return the packaged data YAML called ``name`` (``shapes-detect.yaml``), or None if there is none."""
+    path = _resource_dir("datasets") / Path(str(name)).name
+    return path if path.suffix in {".yaml", ".yml"} and path.is_file() else None
+
+
+def _unscaled(stem: str) -> str:
+    """``yolov8n-convmixer.yaml`` -> ``yolov8-convmixer.yaml``, applied to the file name only (not to folders)."""
+    import re
+
+    return re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", stem)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Registration
+# ----------------------------------------------------------------------------------------------------------------------
+def _ultralytics_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ultralytics")
+    except Exception:  # noqa: BLE001 - only used in an error message
+        return "unknown"
+
+
+def _require(module, name: str):
+    """Return ``module.name``; if a newer Ultralytics removed it, fail with a message naming the version."""
+    if not hasattr(module, name):
+        raise ImportError(
+            f"ultralytics-convmixer relies on {module.__name__}.{name}, which is missing in ultralytics "
+            f"{_ultralytics_version()}; this plugin supports {SUPPORTED}. Install a supported Ultralytics release."
+        )
+    return getattr(module, name)
+
+
+def _replace_everywhere(module, name: str, new: Callable) -> None:
+    """Set ``module.name = new`` and rebind every loaded ``ultralytics.*`` module that imported the original by name."""
+    original = getattr(module, name)
+    for mod in list(sys.modules.values()):
+        mod_name = getattr(mod, "__name__", "") or ""
+        if (mod_name == "ultralytics" or mod_name.startswith("ultralytics.")) and mod.__dict__.get(name) is original:
+            setattr(mod, name, new)
+    setattr(module, name, new)
+
+
+def register() -> None:
+    """Register the plugin with Ultralytics in this process; idempotent, ImportError on an unsupported release."""
+    global _registered
+    if _registered:
+        return
+    import ultralytics.data.utils as data_utils
+    import ultralytics.nn.tasks as tasks
+
+    for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "Concat", "LOGGER"):
+        _require(tasks, name)
+    for name in ("check_det_dataset", "check_cls_dataset"):
+        _require(data_utils, name)
+    from ultralytics.utils import YAML  # noqa: F401 - required by _load_packaged_yaml
+
+    for name, cls in PLUGIN_MODULES.items():
+        setattr(tasks, name, cls)
+    if not getattr(tasks.parse_model, "_convmixer", False):
+        _replace_everywhere(tasks, "parse_model", _wrap(tasks.parse_model, _parse_model))
+        _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
+        _replace_everywhere(data_utils, "check_det_dataset", _wrap(data_utils.check_det_dataset, _check_det_dataset))
+        _replace_everywhere(data_utils, "check_cls_dataset", _wrap(data_utils.check_cls_dataset, _check_cls_dataset))
+    if hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    _registered = True
+
+
+def _wrap(original: Callable, replacement: Callable) -> Callable:
+    """Return ``replacement`` bound to ``original`` (its first argument), looking like ``original`` to introspection."""
+    wrapper = functools.wraps(original)(functools.partial(replacement, original))
+    wrapper._convmixer = True
+    return wrapper
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Model and data YAML names
+# ----------------------------------------------------------------------------------------------------------------------
+def _yaml_model_load(original: Callable, path):
+    """Load a model YAML; a packaged plugin YAML is found by name unless a local file of that name exists."""
+    import ultralytics.nn.tasks as tasks
+
+    name = Path(str(path))
+    packaged = model_yaml(name.name)
+    local = name.exists() or (name.parent / _unscaled(name.name)).exists()
+    if packaged is None or local or name.is_absolute():
+        return original(path)
+    from ultralytics.utils import YAML
+
+    d = YAML.load(packaged)
+    d["scale"] = tasks.guess_model_scale(name)
+    d["yaml_file"] = str(packaged.with_name(name.name))
+    return d
+
+
+def _packaged_data(dataset):
+    """Map a bare data YAML name such as ``shapes-detect.yaml`` to the packaged file unless a local file exists."""
+    if isinstance(dataset, (str, Path)) and not Path(dataset).exists():
+        return dataset_yaml(str(dataset)) or dataset
+    return dataset
+
+
+def _check_det_dataset(original: Callable, dataset, *args, **kwargs):
+    return original(_packaged_data(dataset), *args, **kwargs)
+
+
+def _check_cls_dataset(original: Callable, dataset, *args, **kwargs):
+    """Accept a classify data YAML (``path``, ``download``): generate it if needed and pass its directory on."""
+    dataset = _packaged_data(dataset)
+    if str(dataset).lower().endswith((".yaml", ".yml")) and Path(dataset).is_file():
+        from .shapes import classify_root_from_yaml
+
+        dataset = classify_root_from_yaml(dataset)
+    return original(dataset, *args, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# parse_model: plugin rows treated like native rows
+# ----------------------------------------------------------------------------------------------------------------------
+# YAML arguments each plugin module takes after the injected input channels (n is injected for ConvMixerStage).
+YAML_ARGS = {
+    "ConvMixerBlock": ["k", "act"],
+    "PatchEmbed": ["c2", "p", "act"],
+    "ConvMixerStage": ["c2", "k", "act"],
+    "ConvMixerBackbone": ["channels", "depths", "k", "design", "act"],
+}
+# Native modules whose first argument is an output channel count scaled by width (parse_model's ``base_modules``).
+_SCALED_NATIVE = (
+    "Conv ConvTranspose GhostConv Bottleneck GhostBottleneck SPP SPPF C2fPSA C2PSA DWConv Focus BottleneckCSP C1 C2 "
+    "C2f C3k2 RepNCSPELAN4 ELAN1 ADown AConv SPPELAN C2fAttn C3 C3TR C3Ghost DWConvTranspose2d C3x RepC3 PSA SCDown "
+    "C2fCIB A2C2f nn.ConvTranspose2d"
+).split()
+
+
+class PlanError(ValueError):
+    """A plugin row of a model YAML is wrong; the message names the file, layer, module and argument."""
+
+
+def _literal(a):
+    """Evaluate a YAML string argument the way parse_model does for literals, leaving names such as ``gelu`` alone."""
+    if isinstance(a, str):
+        try:
+            return ast.literal_eval(a)
+        except (ValueError, SyntaxError):
+            return a
+    return a
+
+
+def _parse_model(original: Callable, d: dict, ch, verbose: bool = True):
+    """Build plugin rows here, let the original parse_model build the rest around ``Index`` stubs, then swap them in."""
+    rows = d["backbone"] + d["head"]
+    if not any(row[2] in PLUGIN_MODULES for row in rows):
+        return original(d, ch, verbose)
+    plan = _Planner(d, ch)
+    stub_dict = {**d, "backbone": plan.rows[: len(d["backbone"])], "head": plan.rows[len(d["backbone"]) :]}
+    import ultralytics.nn.tasks as tasks
+
+    table_filter = _TableRewriter(plan.table)
+    tasks.LOGGER.addFilter(table_filter)
+    try:
+        layers, save = original(stub_dict, ch, verbose)
+    finally:
+        tasks.LOGGER.removeFilter(table_filter)
+    for i, module in plan.built.items():
+        stub = layers[i]
+        module.i, module.f, module.type = stub.i, stub.f, f"{type(module).__module__}.{plan.names[i]}"
+        module.np = sum(p.numel() for p in module.parameters())
+        layers[i] = module
+    return layers, save
+
+
+class _TableRewriter(logging.Filter):
+    """Replace parse_model's table line for each stub row with the plugin module's name, parameters and arguments."""
+
+    def __init__(self, lines: Dict[str, str]):
+        super().__init__()
+        self.lines = lines  # row prefix (index and from columns) -> full line
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        if isinstance(msg, str) and len(msg) >= 23 and msg[:23] in self.lines:
+            record.msg, record.args = self.lines[msg[:23]], ()
+        return True
+
+
+class _Planner:
+    """Walk the YAML rows once, tracking each layer's output channels as parse_model does, and build plugin rows."""
+
+    def __init__(self, d: dict, ch_in: int):
+        import ultralytics.nn.tasks as tasks
+
+        self.tasks, self.file = tasks, d.get("yaml_file", "<model dict>")
+        self.nc = d.get("nc")
+        self.depth, self.width, self.max_channels = self._scaling(d)
+        self.scale = d.get("scale") or ""
+        self.rows: List[list] = []
+        self.built: Dict[int, nn.Module] = {}
+        self.names: Dict[int, str] = {}
+        self.table: Dict[str, str] = {}
+        self.channels: List[Any] = []  # output channels per layer: int, list (multi-output backbone) or None
+        for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
+            inputs = [ch_in] if i == 0 else self.channels
+            self._check_module_name(i, m)
+            if m in PLUGIN_MODULES:
+                c2 = self._plan_plugin_row(i, f, n, m, list(args), inputs)
+            else:
+                c2 = self._plan_native_row(i, f, n, m, args, inputs)
+            self.channels.append(c2)
+
+    @staticmethod
+    def _scaling(d: dict):
+        """Depth, width and max_channels exactly as parse_model picks them."""
+        depth, width, max_channels = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0), float("inf")
+        scales, scale = d.get("scales"), d.get("scale")
+        if scales:
+            depth, width, max_channels = scales[scale] if scale in scales else next(iter(scales.values()))
+        return depth, width, max_channels
+
+    def _where(self, i: int, m: str) -> str:
+        return f"{self.file}: layer {i} ({m})"
+
+    def _scale_channels(self, c: int) -> int:
+        return self.tasks.make_divisible(min(c, self.max_channels) * self.width, 8)
+
+    def _scale_depth(self, n: int) -> int:
+        return max(round(n * self.depth), 1) if n > 1 else n
+
+    def _check_module_name(self, i: int, m) -> None:
+        """Unknown names get a ValueError with a suggestion instead of parse_model's bare ``KeyError``."""
+        if not isinstance(m, str):
+            raise PlanError(f"{self.file}: layer {i}: module must be a name, got {m!r}")
+        if m.startswith(("nn.", "torchvision.ops.")) or m in vars(self.tasks):
+            return
+        close = difflib.get_close_matches(m, [*PLUGIN_MODULES, *vars(self.tasks)], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise PlanError(f"{self.file}: layer {i}: unknown module {m!r}{hint}")
+
+    def _input_channels(self, i: int, f, m: str, inputs: list) -> int:
+        if isinstance(f, bool) or not isinstance(f, int):
+            raise PlanError(f"{self._where(i, m)}: from must be a single layer index (one input), got {f!r}")
+        if not -len(inputs) <= f < len(inputs):
+            raise PlanError(f"{self._where(i, m)}: from={f} points to no earlier layer")
+        c1 = inputs[f]
+        if isinstance(c1, list):
+            raise PlanError(
+                f"{self._where(i, m)}: from={f} is a multi-output ConvMixerBackbone; select one level with an Index row"
+            )
+        if c1 is None:
+            raise PlanError(f"{self._where(i, m)}: cannot tell the channels of its input (from={f})")
+        return c1
+
+    def _plan_plugin_row(self, i: int, f, n, m: str, args: list, inputs: list):
+        cls, names = PLUGIN_MODULES[m], YAML_ARGS[m]
+        where = self._where(i, m)
+        c1 = self._input_channels(i, f, m, inputs)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise PlanError(f"{where}: repeats (n) must be an integer >= 1, got {n!r}")
+        if len(args) > len(names):
+            raise PlanError(f"{where}: takes at most {len(names)} arguments {names}, got {len(args)}: {args}")
+        args = [_literal(a) for a in args]
+        kwargs = dict(zip(names, args))
+        n_ = self._scale_depth(n)
+        try:
+            if "c2" in kwargs:
+                kwargs["c2"] = self._scale_channels(cm._check_int("c2", kwargs["c2"]))
+            if m == "ConvMixerBackbone":
+                kwargs["channels"] = [
+                    self._scale_channels(c) for c in cm._check_ints("channels", kwargs["channels"], 3)
+                ]
+                kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", kwargs["depths"], 3, 0)]
+            if m in {"PatchEmbed", "ConvMixerBackbone"} and n != 1:
+                raise ValueError(f"repeats (n) must be 1 for {m}, got {n}")
+            if m == "ConvMixerStage":
+                kwargs["n"] = n_
+            module = (
+                nn.Sequential(*(cls(c1, **kwargs) for _ in range(n_)))
+                if m == "ConvMixerBlock" and n_ > 1
+                else cls(c1, **kwargs)
+            )
+        except KeyError as e:  # a required argument is missing
+            raise PlanError(f"{where}: missing argument {e.args[0]} (arguments: {names})") from None
+        except (ValueError, TypeError) as e:
+            raise PlanError(f"{where}: {e}") from None
+        c2 = module.out_channels if m == "ConvMixerBackbone" else (module[-1] if n_ > 1 else module).c2
+        shown = [c1, *(kwargs[k] for k in inspect.signature(cls).parameters if k in kwargs)]
+        self.built[i], self.names[i] = module, m
+        self.rows.append([f, 1, "Index", [0 if isinstance(c2, list) else c2, 0]])
+        np_ = sum(p.numel() for p in module.parameters())
+        prefix = f"{i:>3}{f!s:>20}"
+        self.table[prefix] = f"{prefix}{n_:>3}{np_:10.0f}  {'ultralytics_convmixer.modules.' + m:<45}{shown!s:<30}"
+        return c2
+
+    def _plan_native_row(self, i: int, f, n, m: str, args: list, inputs: list):
+        """Record a native row's output channels; rewrite Index rows that select a ConvMixerBackbone level."""
+        row = [f, n, m, list(args)]
+        self.rows.append(row)
+        source = inputs[f] if isinstance(f, int) and -len(inputs) <= f < len(inputs) else None
+        if m in {"Index", "TorchVision"}:
+            if isinstance(source, list) and m == "Index":
+                return self._plan_index_row(i, f, row, source)
+            return _literal(args[0]) if args else None
+        if isinstance(source, list) or (
+            isinstance(f, list) and any(isinstance(inputs[x], list) for x in f if -len(inputs) <= x < len(inputs))
+        ):
+            raise PlanError(
+                f"{self._where(i, m)}: takes the list output of a ConvMixerBackbone; select a level with an Index row"
+            )
+        a0 = _literal(args[0]) if args else None
+        a0 = self.nc if a0 == "nc" else a0
+        if m == "Classify":
+            return a0
+        if m in _SCALED_NATIVE:
+            return self._scale_channels(a0) if isinstance(a0, int) else None
+        if m == "Concat":
+            chans = [inputs[x] for x in f] if isinstance(f, list) else [None]
+            return sum(chans) if all(isinstance(c, int) for c in chans) else None
+        if m in {"HGStem", "HGBlock"} and len(args) > 1:
+            return _literal(args[1])
+        return source  # parse_model's default: output channels = input channels
+
+    def _plan_index_row(self, i: int, f: int, row: list, levels: List[int]) -> int:
+        where = self._where(i, "Index")
+        args = [_literal(a) for a in row[3]]
+        level = args[1] if len(args) > 1 else 0
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(levels):
+            raise PlanError(f"{where}: index must be 0..{len(levels) - 1} (P3..P5) of the backbone, got {level!r}")
+        actual = levels[level]
+        written = args[0] if args else None
+        # The YAML author writes unscaled channels, as everywhere else; the real (scaled) number is accepted too.
+        if (
+            isinstance(written, bool)
+            or not isinstance(written, int)
+            or actual not in {written, self._scale_channels(written)}
+        ):
+            raise PlanError(
+                f"{where}: selects P{level + 3} of the ConvMixerBackbone (layer {f % len(self.channels)}), which has "
+                f"{actual} channels at scale '{self.scale}', but the row says {written!r}; write the backbone's "
+                "unscaled channel count for that level"
+            )
+        row[3] = [actual, level]
+        return actual

@@ -1,0 +1,523 @@
+"""Deterministic, offline "shapes" datasets for all five Ultralytics tasks, generated locally from a seed.
+
+Every image shows 0-8 geometric shapes of 13 classes on a textured, noisy background with clutter (lines, arcs,
+scribbles, irregular blobs) that belongs to no class. Shapes are rotated, coloured and textured, range from about 2% to
+50% of the image side and occlude each other; distractors may also be drawn over them. Labels describe what is seen:
+
+* ``detect``: ``cls cx cy w h``, the tight box of the visible pixels.
+* ``segment``: ``cls x1 y1 x2 y2 ...``, the outer contour of the visible pixels; fragments split apart by an occluder
+  are joined into one polygon by zero-width bridges (as Ultralytics' ``merge_multi_segment`` does), holes are filled.
+* ``pose``: the detect box plus ``K = 5`` keypoints ``x y v`` (see :data:`KPT_NAMES` and :data:`FLIP_IDX`).
+* ``obb``: ``cls x1 y1 ... x4 y4``, the object's own rotated frame (amodal), corners clockwise on screen from the
+  object's own top-left corner. OBB scenes keep every shape inside the image.
+* ``classify``: ``<split>/<class>/<index>.jpg``, one large shape near the centre per image.
+
+Objects whose visible part is under 30% of their area (or under 12 pixels) get no label. Images and labels depend only
+on ``(task, n, imgsz, seed, split, index)``: each image draws from its own ``numpy`` generator, so the output is
+byte-identical whatever the number of workers. The detect, segment and pose sets of one seed share their images.
+
+Keypoints: each shape is drawn in its own frame (y down, the frame is the shape's bounding box before rotation). The
+keypoints are the outermost outline points along the frame's four diagonals, top-left, top-right, bottom-right,
+bottom-left, then the frame centre. Every class is mirror-symmetric about its vertical axis, so a horizontal flip of
+the image turns an object into the same class with the opposite rotation and its top-left point into the flipped
+object's top-right point: ``FLIP_IDX = [1, 0, 3, 2, 4]``. Rotations stay within the class's rotational symmetry
+(a square turns by less than 45 degrees either way, a circle never), so the frame, and hence every keypoint, can be
+told from the image. Visibility: 2 seen, 1 covered by a later layer, 0 outside the image (written as ``0 0 0``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+CLASSES = (  # alphabetical, so that the classify folders sort into the same indices
+    "arrow",
+    "circle",
+    "cross",
+    "diamond",
+    "ellipse",
+    "heart",
+    "hexagon",
+    "pentagon",
+    "semicircle",
+    "square",
+    "star",
+    "trapezoid",
+    "triangle",
+)
+TASKS = ("detect", "segment", "pose", "obb", "classify")
+KPT_NAMES = ("top_left", "top_right", "bottom_right", "bottom_left", "centre")
+FLIP_IDX = (1, 0, 3, 2, 4)  # horizontal flip: left and right swap, the centre stays
+MARKER = ".complete"  # JSON manifest, written last: a dataset without it is incomplete
+VERSION = 1  # bump when the output for a given seed changes
+MIN_VISIBLE = 0.3  # objects less visible than this (fraction of their area) get no label
+MIN_PIXELS = 12
+JPEG_QUALITY = 90
+
+
+# ----------------------------------------------------------------------------------------------------------- shapes
+def _ngon(n: int, start_deg: float, radius: float = 0.5) -> np.ndarray:
+    a = np.deg2rad(start_deg + 360.0 * np.arange(n) / n)
+    return radius * np.stack([np.cos(a), np.sin(a)], 1)
+
+
+def _unit_shape(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Return a shape's outline in its own frame (y down, mirror-symmetric in x) and its rotational symmetry order.
+
+    The outline is centred on its bounding box and scaled so that the longer side of that box is 1. Order 0 means
+    any rotation maps the shape onto itself (circle).
+    """
+    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    if name == "circle":
+        p, order = _ngon(64, 0), 0
+    elif name == "ellipse":
+        p, order = np.stack([np.cos(t), rng.uniform(0.35, 0.7) * np.sin(t)], 1), 2
+    elif name == "square":
+        p, order = _ngon(4, 45), 4
+    elif name == "diamond":
+        p, order = np.array([[0, -1], [rng.uniform(0.45, 0.75), 0], [0, 1], [-rng.uniform(0.45, 0.75), 0]]), 2
+        p[3, 0] = -p[1, 0]
+    elif name == "triangle":
+        p, order = _ngon(3, -90), 3
+    elif name == "pentagon":
+        p, order = _ngon(5, -90), 5
+    elif name == "hexagon":
+        p, order = _ngon(6, 0), 6
+    elif name == "star":
+        p, order = _ngon(10, -90), 5
+        p[1::2] *= rng.uniform(0.38, 0.5)
+    elif name == "cross":
+        w = rng.uniform(0.15, 0.2)
+        p = np.array([[-w, -0.5], [w, -0.5], [w, -w], [0.5, -w], [0.5, w], [w, w], [w, 0.5], [-w, 0.5], [-w, w]])
+        p, order = np.concatenate([p, [[-0.5, w], [-0.5, -w], [-w, -w]]]), 4
+    elif name == "arrow":
+        head, shaft = rng.uniform(0.3, 0.45), rng.uniform(0.1, 0.16)
+        p = [[0, -0.5], [head, 0], [shaft, 0], [shaft, 0.5], [-shaft, 0.5], [-shaft, 0], [-head, 0]]
+        p, order = np.array(p), 1
+    elif name == "heart":
+        x = 16 * np.sin(t) ** 3
+        y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+        p, order = np.stack([x, y], 1), 1
+    elif name == "semicircle":
+        a = np.linspace(np.pi, 2 * np.pi, 33)
+        p, order = np.stack([np.cos(a), np.sin(a)], 1), 1
+    elif name == "trapezoid":
+        top, h = rng.uniform(0.45, 0.7), rng.uniform(0.5, 0.8)
+        p, order = np.array([[-top, -h], [top, -h], [1, h], [-1, h]]), 1
+    else:
+        raise ValueError(f"unknown shape {name!r}")
+    p = np.asarray(p, dtype=np.float64)
+    p -= (p.min(0) + p.max(0)) / 2
+    return p / (p.max(0) - p.min(0)).max(), order
+
+
+def _outermost_along(poly: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Return the farthest point where the ray from the origin in direction ``d`` crosses the closed outline."""
+    a, e = poly, np.roll(poly, -1, 0) - poly
+
+    def cross(u, v):
+        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+    den = cross(d, e)
+    ok = np.abs(den) > 1e-12
+    t = np.where(ok, cross(a, e) / np.where(ok, den, 1), -1.0)
+    u = np.where(ok, cross(a, d) / np.where(ok, den, 1), -1.0)
+    t = np.where((u >= -1e-9) & (u <= 1 + 1e-9), t, -1.0)
+    return d * t.max()
+
+
+class _Object:
+    """One shape instance: outline, rotated frame corners (TL, TR, BR, BL) and keypoints, in pixels.
+
+    Pixel coordinates put pixel centres on integers; ``theta`` turns clockwise on screen (y points down).
+    """
+
+    def __init__(self, cls: int, unit: np.ndarray, size: float, theta: float, centre: np.ndarray):
+        c, s = np.cos(theta), np.sin(theta)
+        rot = np.array([[c, -s], [s, c]]) * size
+        hw, hh = (unit.max(0) - unit.min(0)) / 2
+        frame = np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]])  # TL, TR, BR, BL: clockwise on screen
+        kpts = np.concatenate([[_outermost_along(unit, corner) for corner in frame], [[0.0, 0.0]]])
+        self.cls, self.size = cls, size
+        self.poly, self.frame, self.kpts = (x @ rot.T + centre for x in (unit, frame, kpts))
+        x, y = self.poly.T
+        self.area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def _sample_object(cls: int, rng: np.random.Generator, n: int, size: tuple, inside: bool, centre=None) -> _Object:
+    """Draw a shape of class ``cls`` whose size is a log-uniform fraction in ``size`` of the image side ``n``.
+
+    The rotation stays within the shape's rotational symmetry. ``inside`` keeps the rotated frame in the image, else
+    the centre may lie anywhere in the image (up to half the shape outside).
+    """
+    unit, order = _unit_shape(CLASSES[cls], rng)
+    px = n * np.exp(rng.uniform(np.log(size[0]), np.log(size[1])))
+    theta = 0.0 if order == 0 else rng.uniform(-np.pi, np.pi) / order
+    if centre is None:
+        half = np.abs(_Object(cls, unit, px, theta, np.zeros(2)).frame).max(0)  # half extent of the rotated frame
+        lo, hi = (half, n - 1 - half) if inside else (np.zeros(2), np.full(2, n - 1.0))
+        centre = rng.uniform(np.minimum(lo, hi), np.maximum(lo, hi))
+    return _Object(cls, unit, px, theta, centre)
+
+
+# --------------------------------------------------------------------------------------------------------- painting
+def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.ndarray:
+    """Draw a random BGR colour, preferring one that stands out from ``avoid`` (a mean background colour)."""
+    best, best_d = None, -1.0
+    for _ in range(4):
+        c = rng.integers(0, 256, 3).astype(np.float32)
+        d = 0.0 if avoid is None else float(np.abs(c - avoid).sum())
+        if avoid is None or d > 90:
+            return c
+        best, best_d = (c, d) if d > best_d else (best, best_d)
+    return best
+
+
+def _ramp(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Return a linear 0-1 ramp of shape (h, w, 1) along a random direction."""
+    a = rng.uniform(0, 2 * np.pi)
+    r = np.cos(a) * np.arange(w, dtype=np.float32)[None] + np.sin(a) * np.arange(h, dtype=np.float32)[:, None]
+    return ((r - r.min()) / max(float(r.max() - r.min()), 1.0))[..., None]
+
+
+def _stripes(rng: np.random.Generator, h: int, w: int, period: tuple[float, float]) -> np.ndarray:
+    """Return a 0-1 stripe pattern of shape (h, w, 1) with a random angle and period."""
+    a, p = rng.uniform(0, np.pi), rng.uniform(*period)
+    r = np.cos(a) * np.arange(w, dtype=np.float32)[None] + np.sin(a) * np.arange(h, dtype=np.float32)[:, None]
+    return (np.sin(r * (2 * np.pi / p) + rng.uniform(0, 2 * np.pi)) > rng.uniform(-0.5, 0.5))[..., None]
+
+
+def _background(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Return a float32 BGR background: gradient, low-frequency clouds, blurred blobs and optional stripes."""
+    c1, c2 = _colour(rng), _colour(rng)
+    img = c1 + (c2 - c1) * _ramp(rng, n, n)
+    if rng.random() < 0.7:  # low-frequency "clouds"
+        g = int(rng.integers(3, 10))
+        clouds = cv2.resize(rng.uniform(-1, 1, (g, g, 3)).astype(np.float32), (n, n), interpolation=cv2.INTER_CUBIC)
+        img += clouds * rng.uniform(10, 50)
+    if rng.random() < 0.6:  # blurred blobs, drawn at 1/4 resolution
+        m = n // 4
+        blobs, alpha = np.zeros((m, m, 3), np.float32), np.zeros((m, m), np.float32)
+        for _ in range(int(rng.integers(2, 9))):
+            centre, axes = rng.integers(0, m, 2).tolist(), rng.integers(2, m // 3, 2).tolist()
+            cv2.ellipse(blobs, centre, axes, float(rng.uniform(0, 180)), 0, 360, _colour(rng).tolist(), -1)
+            cv2.ellipse(alpha, centre, axes, 0, 0, 360, 1.0, -1)
+        k = float(rng.uniform(2.5, 6))
+        blobs, alpha = (cv2.resize(cv2.GaussianBlur(x, (0, 0), k), (n, n)) for x in (blobs, alpha))
+        a = alpha[..., None] * rng.uniform(0.3, 0.9)
+        img = img * (1 - a) + blobs * a
+    if rng.random() < 0.4:
+        img += (_stripes(rng, n, n, (4, 40)) - 0.5) * rng.uniform(10, 60) * rng.choice([-1, 1], 3)
+    return img
+
+
+def _fill(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
+    """Paint ``img`` where ``mask`` is set with a random solid, gradient or striped fill and an optional border."""
+    x0, y0, w, h = cv2.boundingRect(mask)
+    if not w:
+        return
+    crop, m = img[y0 : y0 + h, x0 : x0 + w], mask[y0 : y0 + h, x0 : x0 + w].astype(bool)
+    c1 = _colour(rng, crop[m].mean(0))
+    kind = rng.random()
+    if kind < 0.45:
+        tex = np.broadcast_to(c1, (h, w, 3))
+    else:
+        c2 = np.clip(c1 + rng.normal(0, 60, 3), 0, 255).astype(np.float32)
+        t = _ramp(rng, h, w) if kind < 0.75 else _stripes(rng, h, w, (3, 12))
+        tex = c1 + (c2 - c1) * t
+    crop[m] = tex[m]
+    if rng.random() < 0.35 and min(h, w) > 8:  # border
+        inner = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(rng.integers(1, 3)))
+        crop[m & ~inner.astype(bool)] = _colour(rng, c1)
+
+
+def _distractor(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Return the uint8 mask of a clutter item: a line, an arc, a scribble or an irregular blob."""
+    mask = np.zeros((n, n), np.uint8)
+    kind, thick = rng.random(), int(rng.integers(1, 4))
+    if kind < 0.3:
+        cv2.line(
+            mask, rng.integers(-n // 4, n * 5 // 4, 2).tolist(), rng.integers(-n // 4, n * 5 // 4, 2).tolist(), 1, thick
+        )
+    elif kind < 0.55:
+        axes = rng.integers(4, n // 2, 2).tolist()
+        start = float(rng.uniform(0, 360))
+        angle = float(rng.uniform(0, 360))
+        cv2.ellipse(mask, rng.integers(0, n, 2).tolist(), axes, angle, start, start + rng.uniform(40, 270), 1, thick)
+    elif kind < 0.8:
+        walk = np.cumsum(rng.normal(0, n / 25, (int(rng.integers(4, 16)), 2)), 0) + rng.integers(0, n, 2)
+        cv2.polylines(mask, [walk.round().astype(np.int32)], False, 1, thick)
+    else:
+        k = int(rng.integers(5, 12))
+        r = n * np.exp(rng.uniform(np.log(0.02), np.log(0.15))) * rng.uniform(0.3, 1.0, k)
+        a = np.sort(rng.uniform(0, 2 * np.pi, k))
+        blob = np.stack([np.cos(a), np.sin(a)], 1) * r[:, None] + rng.integers(0, n, 2)
+        cv2.fillPoly(mask, [blob.round().astype(np.int32)], 1)
+    return mask
+
+
+def _poly_mask(poly: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros((n, n), np.uint8)
+    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    return mask
+
+
+def _render(layers: list, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Paint the layers (``_Object`` or distractor masks) back to front on a background.
+
+    Returns:
+        (tuple): The uint8 BGR image and, per layer, the bool mask of the pixels that later layers cover.
+    """
+    img = _background(rng, n)
+    masks = [_poly_mask(x.poly, n) if isinstance(x, _Object) else x for x in layers]
+    for mask in masks:
+        _fill(img, mask, rng)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(0, 12)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.0))
+    covers, cover = [None] * len(masks), np.zeros((n, n), bool)
+    for i in reversed(range(len(masks))):
+        covers[i] = cover.copy()
+        cover |= masks[i].astype(bool)
+    return np.clip(img, 0, 255).round().astype(np.uint8), covers
+
+
+def _scene(task: str, rng: np.random.Generator, n: int, cls: int = 0) -> tuple[np.ndarray, list[_Object], list]:
+    """Sample and render one image.
+
+    Returns:
+        (tuple): The image, its objects, and per object the bool mask of the pixels that later layers cover.
+    """
+    if task == "classify":
+        centre = (n - 1) / 2 + rng.uniform(-0.08, 0.08, 2) * n
+        objects = [_sample_object(cls, rng, n, (0.3, 0.7), True, centre)]
+        layers = [_distractor(rng, n) for _ in range(int(rng.integers(2, 10)))] + objects
+        layers += [_distractor(rng, n) for _ in range(int(rng.integers(0, 3)))]  # over the shape
+    else:
+        k = 0 if rng.random() < 0.03 else int(rng.integers(1, 9))
+        objects = []
+        for _ in range(k):
+            cls, inside = int(rng.integers(len(CLASSES))), rng.random() < 0.8 or task == "obb"
+            objects.append(_sample_object(cls, rng, n, (0.02, 0.5), inside))
+        if rng.random() < 0.75:  # mostly large objects behind small ones
+            objects.sort(key=lambda o: -o.size)
+        layers = list(objects)
+        for _ in range(int(rng.integers(2, 12))):  # clutter, mostly behind the objects
+            i = 0 if rng.random() < 0.6 else int(rng.integers(0, len(layers) + 1))
+            layers.insert(i, _distractor(rng, n))
+    img, covers = _render(layers, rng, n)
+    cover = {id(x): c for x, c in zip(layers, covers)}
+    return img, objects, [cover[id(o)] for o in objects]
+
+
+# ----------------------------------------------------------------------------------------------------------- labels
+def _bridge(parts: list[np.ndarray]) -> np.ndarray:
+    """Join contours into one polygon by zero-width bridges between closest points, in the order given.
+
+    Under the even-odd fill rule of ``cv2.fillPoly`` (which Ultralytics uses to rasterise polygons) a bridged hole stays
+    a hole and bridged fragments stay apart.
+    """
+    merged = parts[0]
+    for part in parts[1:]:
+        d = ((merged[:, None].astype(np.int64) - part[None]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(d.argmin()), d.shape)
+        merged = np.concatenate([merged[: i + 1], part[j:], part[: j + 1], merged[i:]])
+    return merged
+
+
+def _visible_polygon(visible: np.ndarray) -> np.ndarray | None:
+    """Trace a visible mask, holes included, as one (N, 2) pixel polygon; None if nothing sizeable is visible.
+
+    Fragments under 5% of the largest one and holes under 4 pixels are skipped.
+    """
+    contours, tree = cv2.findContours(visible.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    area = [cv2.contourArea(c) for c in contours]
+    outer = sorted((i for i, t in enumerate(tree[0]) if t[3] < 0), key=lambda i: -area[i])
+    parts = []
+    for i in outer:
+        if area[i] >= max(4.0, 0.05 * area[outer[0]]):
+            holes = [j for j, t in enumerate(tree[0]) if t[3] == i and area[j] >= 4.0]
+            rings = [cv2.approxPolyDP(contours[j], 0.7, True).reshape(-1, 2) for j in [i, *holes]]
+            if len(rings[0]) >= 3:
+                parts += [r for r in rings if len(r) >= 3]
+    return _bridge(parts) if parts else None
+
+
+def _keypoints(obj: _Object, cover: np.ndarray, n: int) -> np.ndarray:
+    """Return (K, 3) keypoints ``x y v`` in pixels: v=2 seen, 1 covered by a later layer, 0 outside the image."""
+    out = np.zeros((len(obj.kpts), 3))
+    for k, (x, y) in enumerate(obj.kpts):
+        xi, yi = round(x), round(y)
+        if 0 <= xi < n and 0 <= yi < n:
+            out[k] = min(max(x, 0), n - 1), min(max(y, 0), n - 1), 1 if cover[yi, xi] else 2
+    return out
+
+
+def _label_rows(task: str, objects: list[_Object], covers: list[np.ndarray], n: int) -> list[str]:
+    """Return the label rows of one image in the Ultralytics format of ``task``."""
+    rows = []
+    for obj, cover in zip(objects, covers):
+        visible = _poly_mask(obj.poly, n) & ~cover  # uint8 0/1
+        if cv2.countNonZero(visible) < max(MIN_PIXELS, MIN_VISIBLE * obj.area):
+            continue  # (almost) hidden: no label
+        if task == "obb":
+            values = obj.frame.clip(0, n - 1)
+        elif task == "segment":
+            values = _visible_polygon(visible)
+            if values is None:
+                continue
+        else:
+            x0, y0, w, h = cv2.boundingRect(visible)  # pixel edges
+            values = np.array([x0 + w / 2, y0 + h / 2, w, h])
+        row = f"{obj.cls} " + " ".join(f"{v / n:.6f}" for v in np.ravel(values))
+        if task == "pose":
+            row += "".join(f" {x / n:.6f} {y / n:.6f} {v:.0f}" for x, y, v in _keypoints(obj, cover, n))
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------- datasets
+SPLITS = ("train", "val")
+
+
+def _make_image(task: str, root: Path, split: str, index: int, imgsz: int, seed: int) -> int:
+    """Generate and write image ``index`` of ``split`` (and its label file); return the number of labels."""
+    rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    if task == "classify":
+        cls = index % len(CLASSES)
+        img, _, _ = _scene(task, rng, imgsz, cls)
+        cv2.imwrite(str(root / split / CLASSES[cls] / f"{index:06d}.jpg"), img, jpeg)
+        return 1
+    img, objects, covers = _scene(task, rng, imgsz)
+    rows = _label_rows(task, objects, covers, imgsz)
+    cv2.imwrite(str(root / "images" / split / f"{index:06d}.jpg"), img, jpeg)
+    (root / "labels" / split / f"{index:06d}.txt").write_text("".join(f"{r}\n" for r in rows))
+    return len(rows)
+
+
+def _read_manifest(root: Path) -> dict:
+    try:
+        return json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remove_stale(root: Path, max_age_s: float = 3600.0) -> None:
+    """Delete staging folders of interrupted generations of ``root`` that nothing has written to for a while."""
+    for d in root.parent.glob(f".{root.name}.partial-*"):
+        newest = max((Path(p).stat().st_mtime for p, _, _ in os.walk(d)), default=0.0)
+        if time.time() - newest > max_age_s:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def generate(
+    task: str,
+    root: Path | str,
+    n_train: int = 3000,
+    n_val: int = 500,
+    imgsz: int = 320,
+    seed: int = 0,
+    workers: int = 2,
+) -> Path:
+    """Generate a shapes dataset for ``task`` at ``root`` unless a complete one with these settings is already there.
+
+    The dataset is written to a hidden staging folder next to ``root``, completed with a ``.complete`` manifest and
+    only then renamed to ``root``, so an interrupted run never leaves a dataset that looks usable. A complete dataset
+    made with other settings is replaced; any other non-empty folder at ``root`` is left alone (FileExistsError).
+
+    Args:
+        task (str): One of "detect", "segment", "pose", "obb", "classify".
+        root (Path | str): Dataset folder to create.
+        n_train (int): Number of training images.
+        n_val (int): Number of validation images.
+        imgsz (int): Side of the square images in pixels.
+        seed (int): Non-negative seed; equal settings give byte-identical images and labels.
+        workers (int): Threads used to render images (the output does not depend on it).
+
+    Returns:
+        (Path): The absolute dataset root.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if min(n_train, n_val, seed) < 0 or imgsz < 32:
+        raise ValueError("n_train, n_val and seed must be >= 0 and imgsz >= 32")
+    root = Path(root).expanduser().resolve()
+    settings = {"task": task, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "version": VERSION}
+    if {k: _read_manifest(root).get(k) for k in settings} == settings:
+        return root
+    if root.exists() and not (root / MARKER).is_file() and any(root.iterdir()):
+        raise FileExistsError(f"'{root}' exists but is not a complete shapes dataset; delete it or pick another path")
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(root)
+    tmp = root.parent / f".{root.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        for split in SPLITS:
+            for d in (
+                [tmp / split / c for c in CLASSES]
+                if task == "classify"
+                else [tmp / "images" / split, tmp / "labels" / split]
+            ):
+                d.mkdir(parents=True)
+        jobs = [(split, i) for split, n in zip(SPLITS, (n_train, n_val)) for i in range(n)]
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            counts = list(pool.map(lambda job: _make_image(task, tmp, job[0], job[1], imgsz, seed), jobs))
+        manifest = {"generator": __name__, **settings, "names": list(CLASSES)}
+        manifest["labels"] = {"train": sum(counts[:n_train]), "val": sum(counts[n_train:])}
+        if task == "pose":
+            manifest.update(kpt_names=list(KPT_NAMES), flip_idx=list(FLIP_IDX))
+        (tmp / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks the dataset complete
+
+        old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
+        if root.exists():
+            root.rename(old)  # an empty folder or a complete dataset made with other settings
+        try:
+            tmp.rename(root)
+        except OSError:  # another process finished the same dataset first
+            if {k: _read_manifest(root).get(k) for k in settings} != settings:
+                raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def generate_from_yaml(data: dict[str, Any] | str | Path) -> Path:
+    """Generate the dataset a data YAML describes: the ``download:`` hook of the ``datasets/shapes-*.yaml`` files.
+
+    Ultralytics' ``check_det_dataset`` runs ``download:`` with ``yaml`` bound to the parsed YAML, whose ``path`` it
+    has already made absolute. A relative ``path`` (a YAML file name or a dict loaded by hand) is resolved the way
+    Ultralytics does it: as given if that exists, else under the ``datasets_dir`` of its settings.
+
+    Args:
+        data (dict | str | Path): The parsed data YAML or its file. Its ``generator`` mapping holds ``task`` and
+            optionally ``n_train``, ``n_val``, ``imgsz``, ``seed`` and ``workers`` (see :func:`generate`).
+
+    Returns:
+        (Path): The absolute dataset root.
+    """
+    if not isinstance(data, dict):
+        import yaml  # PyYAML, a dependency of Ultralytics
+
+        data = {**yaml.safe_load(Path(data).read_text(encoding="utf-8")), "yaml_file": str(data)}
+    options = dict(data.get("generator") or {})
+    if "task" not in options:
+        raise KeyError("the data YAML needs a 'generator:' mapping with a 'task' key")
+    root = Path(data.get("path") or Path(data.get("yaml_file", "")).parent)
+    if not root.exists() and not root.is_absolute():
+        from ultralytics.utils import DATASETS_DIR
+
+        root = DATASETS_DIR / root
+    return generate(options.pop("task"), root, **options)
