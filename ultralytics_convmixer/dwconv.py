@@ -149,15 +149,19 @@ def _kernels() -> Dict[str, Any]:
         inside = p < H * W
         h = p // W
         w = p % W
+        x_row = x_ptr + base + p - PAD * W  # pointers of the first kernel row's centre taps
+        w_row = w_ptr + c * (K * K)
         acc = tl.zeros([BLOCK], dtype=tl.float32)
-        for i in tl.static_range(K):
+        # Rows are a runtime loop: fully unrolling all K*K taps lets the compiler hoist every load and spill.
+        for i in range(K):
             hh = h + (i - PAD)
             row_ok = inside & (hh >= 0) & (hh < H)
             for j in tl.static_range(K):
                 ww = w + (j - PAD)
-                ok = row_ok & (ww >= 0) & (ww < W)
-                xv = tl.load(x_ptr + base + p + ((i - PAD) * W + (j - PAD)), mask=ok, other=0.0)
-                acc += xv.to(tl.float32) * tl.load(w_ptr + c * (K * K) + (i * K + j))
+                xv = tl.load(x_row + (j - PAD), mask=row_ok & (ww >= 0) & (ww < W), other=0.0)
+                acc += xv.to(tl.float32) * tl.load(w_row + j)
+            x_row += W
+            w_row += K
         if HAS_BIAS:
             acc += tl.load(b_ptr + c)
         tl.store(y_ptr + base + p, acc.to(y_ptr.dtype.element_ty), mask=inside)
@@ -192,17 +196,20 @@ def _kernels() -> Dict[str, Any]:
         c_ok = cs < C
         base = n.to(tl.int64) * H * W * C
         pix = (h * W + w) * C
+        x_row = x_ptr + base + (pix - PAD * W * C)[:, None] + cs[None, :]  # first kernel row, centre taps
+        w_row = w_ptr + cs
         acc = tl.zeros([TH * TW, BLOCK_C], dtype=tl.float32)
-        for i in tl.static_range(K):
+        for i in range(K):  # a runtime loop, see fwd_nchw
             hh = h + (i - PAD)
             row_ok = (hh >= 0) & (hh < H)
             for j in tl.static_range(K):
                 ww = w + (j - PAD)
-                ok = row_ok & (ww >= 0) & (ww < W)
-                offs = pix + ((i - PAD) * W + (j - PAD)) * C
-                xv = tl.load(x_ptr + base + offs[:, None] + cs[None, :], mask=ok[:, None] & c_ok[None, :], other=0.0)
-                wv = tl.load(w_ptr + (i * K + j) * C + cs, mask=c_ok, other=0.0)
+                ok = (row_ok & (ww >= 0) & (ww < W))[:, None] & c_ok[None, :]
+                xv = tl.load(x_row + (j - PAD) * C, mask=ok, other=0.0)
+                wv = tl.load(w_row + j * C, mask=c_ok, other=0.0)
                 acc += xv.to(tl.float32) * wv[None, :]
+            x_row += W * C
+            w_row += K * C
         if HAS_BIAS:
             acc += tl.load(b_ptr + cs, mask=c_ok, other=0.0)[None, :]
         out_ok = ((h < H) & (w < W))[:, None] & c_ok[None, :]
@@ -311,10 +318,10 @@ def _kernels() -> Dict[str, Any]:
         "fwd_nhwc": [
             cfg(4, TH=8, TW=8, BLOCK_C=32),
             cfg(4, TH=4, TW=16, BLOCK_C=32),
-            cfg(4, TH=8, TW=8, BLOCK_C=64),
+            cfg(8, TH=8, TW=8, BLOCK_C=32),
             cfg(8, TH=8, TW=16, BLOCK_C=32),
             cfg(4, TH=4, TW=8, BLOCK_C=64),
-            cfg(4, TH=16, TW=16, BLOCK_C=16),
+            cfg(8, TH=8, TW=8, BLOCK_C=64),
         ],
     }
     key = ["K", "C", "HW_BUCKET"]  # Triton appends the dtypes of tensor arguments

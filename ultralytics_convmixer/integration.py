@@ -110,14 +110,24 @@ def _require(module, name: str):
     return getattr(module, name)
 
 
+_wrappers: Dict[str, tuple] = {}  # name -> (original, wrapper), to rebind modules that import them later
+
+
 def _replace_everywhere(module, name: str, new: Callable) -> None:
     """Set ``module.name = new`` and rebind every loaded ``ultralytics.*`` module that imported the original by name."""
     original = getattr(module, name)
+    _wrappers[name] = (original, new)
     for mod in list(sys.modules.values()):
-        mod_name = getattr(mod, "__name__", "") or ""
-        if (mod_name == "ultralytics" or mod_name.startswith("ultralytics.")) and mod.__dict__.get(name) is original:
-            setattr(mod, name, new)
-    setattr(module, name, new)
+        if (getattr(mod, "__name__", None) or "").startswith("ultralytics"):
+            _rebind(mod)
+
+
+def _rebind(module) -> None:
+    """Point names that ``module`` imported from a patched Ultralytics module at the plugin's wrappers."""
+    namespace = getattr(module, "__dict__", {})
+    for name, (original, wrapper) in _wrappers.items():
+        if namespace.get(name) is original:
+            setattr(module, name, wrapper)
 
 
 def register() -> None:
@@ -125,25 +135,38 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    import ultralytics.data.utils as data_utils
     import ultralytics.nn.tasks as tasks
 
-    for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "Concat", "LOGGER"):
+    for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "LOGGER"):
         _require(tasks, name)
-    for name in ("check_det_dataset", "check_cls_dataset"):
-        _require(data_utils, name)
-    from ultralytics.utils import YAML  # noqa: F401 - required by _load_packaged_yaml
-
     for name, cls in PLUGIN_MODULES.items():
         setattr(tasks, name, cls)
-    if not getattr(tasks.parse_model, "_convmixer", False):
-        _replace_everywhere(tasks, "parse_model", _wrap(tasks.parse_model, _parse_model))
-        _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
-        _replace_everywhere(data_utils, "check_det_dataset", _wrap(data_utils.check_det_dataset, _check_det_dataset))
-        _replace_everywhere(data_utils, "check_cls_dataset", _wrap(data_utils.check_cls_dataset, _check_cls_dataset))
+    _replace_everywhere(tasks, "parse_model", _wrap(tasks.parse_model, _parse_model))
+    _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(SAFE_GLOBALS)
     _registered = True
+    data_utils = sys.modules.get("ultralytics.data.utils")
+    if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):  # else: patched once it has loaded
+        _patch_data_utils(data_utils)
+
+
+def on_module_loaded(module) -> None:
+    """Finish registration for an Ultralytics module that has just been imported (called by the start-up hook)."""
+    if module.__name__ == "ultralytics.data.utils":
+        _patch_data_utils(module)
+    else:
+        _rebind(module)
+
+
+def _patch_data_utils(data_utils) -> None:
+    """Let packaged data YAMLs resolve by bare name and classify data YAMLs work (see the module docstring)."""
+    if "check_det_dataset" in _wrappers:
+        return
+    for name in ("check_det_dataset", "check_cls_dataset"):
+        _require(data_utils, name)
+    _replace_everywhere(data_utils, "check_det_dataset", _wrap(data_utils.check_det_dataset, _check_det_dataset))
+    _replace_everywhere(data_utils, "check_cls_dataset", _wrap(data_utils.check_cls_dataset, _check_cls_dataset))
 
 
 def _wrap(original: Callable, replacement: Callable) -> Callable:
@@ -188,10 +211,25 @@ def _check_cls_dataset(original: Callable, dataset, *args, **kwargs):
     """Accept a classify data YAML (``path``, ``download``): generate it if needed and pass its directory on."""
     dataset = _packaged_data(dataset)
     if str(dataset).lower().endswith((".yaml", ".yml")) and Path(dataset).is_file():
-        from .shapes import classify_root_from_yaml
-
-        dataset = classify_root_from_yaml(dataset)
+        dataset = _classify_root(Path(dataset))
     return original(dataset, *args, **kwargs)
+
+
+def _classify_root(yaml_file: Path) -> Path:
+    """Resolve a classify data YAML's ``path`` as Ultralytics does for detect YAMLs, running ``download`` if needed."""
+    from ultralytics.utils import DATASETS_DIR, YAML
+
+    data = YAML.load(yaml_file)
+    root = Path(data.get("path") or yaml_file.parent)
+    if not root.is_absolute():
+        root = (yaml_file.parent / root) if (yaml_file.parent / root).exists() else (DATASETS_DIR / root)
+    if not (root / str(data.get("train", "train"))).is_dir():
+        script = data.get("download")
+        if not script:
+            raise FileNotFoundError(f"{yaml_file}: classify dataset not found at {root} and the YAML has no download")
+        data["path"] = root
+        exec(script, {"yaml": data})  # noqa: S102 - same contract as Ultralytics' detect data YAMLs
+    return root.resolve()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -337,31 +375,17 @@ class _Planner:
             raise PlanError(f"{where}: repeats (n) must be an integer >= 1, got {n!r}")
         if len(args) > len(names):
             raise PlanError(f"{where}: takes at most {len(names)} arguments {names}, got {len(args)}: {args}")
-        args = [_literal(a) for a in args]
-        kwargs = dict(zip(names, args))
+        kwargs = dict(zip(names, (_literal(a) for a in args)))
+        missing = [k for k in names if k in {"c2", "channels"} and k not in kwargs]  # output channels are required
+        if missing:
+            raise PlanError(f"{where}: missing argument {missing[0]} (arguments: {names})")
         n_ = self._scale_depth(n)
         try:
-            if "c2" in kwargs:
-                kwargs["c2"] = self._scale_channels(cm._check_int("c2", kwargs["c2"]))
-            if m == "ConvMixerBackbone":
-                kwargs["channels"] = [
-                    self._scale_channels(c) for c in cm._check_ints("channels", kwargs["channels"], 3)
-                ]
-                kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", kwargs["depths"], 3, 0)]
-            if m in {"PatchEmbed", "ConvMixerBackbone"} and n != 1:
-                raise ValueError(f"repeats (n) must be 1 for {m}, got {n}")
-            if m == "ConvMixerStage":
-                kwargs["n"] = n_
-            module = (
-                nn.Sequential(*(cls(c1, **kwargs) for _ in range(n_)))
-                if m == "ConvMixerBlock" and n_ > 1
-                else cls(c1, **kwargs)
-            )
-        except KeyError as e:  # a required argument is missing
-            raise PlanError(f"{where}: missing argument {e.args[0]} (arguments: {names})") from None
+            module = self._build(m, cls, c1, n, n_, kwargs)
         except (ValueError, TypeError) as e:
             raise PlanError(f"{where}: {e}") from None
-        c2 = module.out_channels if m == "ConvMixerBackbone" else (module[-1] if n_ > 1 else module).c2
+        last = module[-1] if isinstance(module, nn.Sequential) else module
+        c2 = module.out_channels if m == "ConvMixerBackbone" else last.c2
         shown = [c1, *(kwargs[k] for k in inspect.signature(cls).parameters if k in kwargs)]
         self.built[i], self.names[i] = module, m
         self.rows.append([f, 1, "Index", [0 if isinstance(c2, list) else c2, 0]])
@@ -369,6 +393,22 @@ class _Planner:
         prefix = f"{i:>3}{f!s:>20}"
         self.table[prefix] = f"{prefix}{n_:>3}{np_:10.0f}  {'ultralytics_convmixer.modules.' + m:<45}{shown!s:<30}"
         return c2
+
+    def _build(self, m: str, cls: type, c1: int, n: int, n_: int, kwargs: dict) -> nn.Module:
+        """Scale channel and depth arguments in ``kwargs`` in place, then build the module (n_ blocks for a block)."""
+        if "c2" in kwargs:
+            kwargs["c2"] = self._scale_channels(cm._check_int("c2", kwargs["c2"]))
+        if m == "ConvMixerBackbone":
+            kwargs["channels"] = [self._scale_channels(c) for c in cm._check_ints("channels", kwargs["channels"], 3)]
+            if "depths" in kwargs:
+                kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", kwargs["depths"], 3, 0)]
+        if m in {"PatchEmbed", "ConvMixerBackbone"} and n != 1:
+            raise ValueError(f"repeats (n) must be 1 for {m}, got {n}")
+        if m == "ConvMixerStage":
+            kwargs["n"] = n_
+        if m == "ConvMixerBlock" and n_ > 1:
+            return nn.Sequential(*(cls(c1, **kwargs) for _ in range(n_)))
+        return cls(c1, **kwargs)
 
     def _plan_native_row(self, i: int, f, n, m: str, args: list, inputs: list):
         """Record a native row's output channels; rewrite Index rows that select a ConvMixerBackbone level."""

@@ -5,16 +5,17 @@ scribbles, irregular blobs) that belongs to no class. Shapes are rotated, colour
 50% of the image side and occlude each other; distractors may also be drawn over them. Labels describe what is seen:
 
 * ``detect``: ``cls cx cy w h``, the tight box of the visible pixels.
-* ``segment``: ``cls x1 y1 x2 y2 ...``, the outer contour of the visible pixels; fragments split apart by an occluder
-  are joined into one polygon by zero-width bridges (as Ultralytics' ``merge_multi_segment`` does), holes are filled.
+* ``segment``: ``cls x1 y1 x2 y2 ...``, the contour of the visible pixels. Fragments split apart by an occluder and
+  holes left by one are joined into one polygon by zero-width bridges (as Ultralytics' ``merge_multi_segment`` does);
+  rasterised with ``cv2.fillPoly`` like Ultralytics does, it gives back the visible mask to within a pixel.
 * ``pose``: the detect box plus ``K = 5`` keypoints ``x y v`` (see :data:`KPT_NAMES` and :data:`FLIP_IDX`).
 * ``obb``: ``cls x1 y1 ... x4 y4``, the object's own rotated frame (amodal), corners clockwise on screen from the
   object's own top-left corner. OBB scenes keep every shape inside the image.
 * ``classify``: ``<split>/<class>/<index>.jpg``, one large shape near the centre per image.
 
-Objects whose visible part is under 30% of their area (or under 12 pixels) get no label. Images and labels depend only
-on ``(task, n, imgsz, seed, split, index)``: each image draws from its own ``numpy`` generator, so the output is
-byte-identical whatever the number of workers. The detect, segment and pose sets of one seed share their images.
+Objects whose visible part is under 30% of their area (or under 12 pixels) get no label. Each image draws from its own
+``numpy`` generator seeded with ``(seed, split, index)``, so the output is byte-identical whatever the number of
+workers, a larger set extends a smaller one, and the detect, segment and pose sets of one seed share their images.
 
 Keypoints: each shape is drawn in its own frame (y down, the frame is the shape's bounding box before rotation). The
 keypoints are the outermost outline points along the frame's four diagonals, top-left, top-right, bottom-right,
@@ -84,8 +85,8 @@ def _unit_shape(name: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     elif name == "square":
         p, order = _ngon(4, 45), 4
     elif name == "diamond":
-        p, order = np.array([[0, -1], [rng.uniform(0.45, 0.75), 0], [0, 1], [-rng.uniform(0.45, 0.75), 0]]), 2
-        p[3, 0] = -p[1, 0]
+        r = rng.uniform(0.45, 0.75)
+        p, order = [[0, -1], [r, 0], [0, 1], [-r, 0]], 2
     elif name == "triangle":
         p, order = _ngon(3, -90), 3
     elif name == "pentagon":
@@ -163,7 +164,9 @@ def _sample_object(cls: int, rng: np.random.Generator, n: int, size: tuple, insi
     px = n * np.exp(rng.uniform(np.log(size[0]), np.log(size[1])))
     theta = 0.0 if order == 0 else rng.uniform(-np.pi, np.pi) / order
     if centre is None:
-        half = np.abs(_Object(cls, unit, px, theta, np.zeros(2)).frame).max(0)  # half extent of the rotated frame
+        c, s = abs(np.cos(theta)), abs(np.sin(theta))
+        hw, hh = (unit.max(0) - unit.min(0)) / 2
+        half = px * np.array([c * hw + s * hh, s * hw + c * hh])  # half extent of the rotated frame
         lo, hi = (half, n - 1 - half) if inside else (np.zeros(2), np.full(2, n - 1.0))
         centre = rng.uniform(np.minimum(lo, hi), np.maximum(lo, hi))
     return _Object(cls, unit, px, theta, centre)
@@ -182,41 +185,46 @@ def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.nda
     return best
 
 
+def _along(angle: float, h: int, w: int) -> np.ndarray:
+    """Return the float32 (h, w, 1) coordinate of every pixel along the direction ``angle`` (radians)."""
+    x, y = np.arange(w, dtype=np.float32)[None], np.arange(h, dtype=np.float32)[:, None]
+    return (float(np.cos(angle)) * x + float(np.sin(angle)) * y)[..., None]
+
+
 def _ramp(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Return a linear 0-1 ramp of shape (h, w, 1) along a random direction."""
-    a = rng.uniform(0, 2 * np.pi)
-    r = np.cos(a) * np.arange(w, dtype=np.float32)[None] + np.sin(a) * np.arange(h, dtype=np.float32)[:, None]
-    return ((r - r.min()) / max(float(r.max() - r.min()), 1.0))[..., None]
+    """Return a float32 (h, w, 1) linear ramp from 0 to 1 along a random direction."""
+    r = _along(rng.uniform(0, 2 * np.pi), h, w)
+    return (r - r.min()) / max(float(r.max() - r.min()), 1.0)
 
 
 def _stripes(rng: np.random.Generator, h: int, w: int, period: tuple[float, float]) -> np.ndarray:
-    """Return a 0-1 stripe pattern of shape (h, w, 1) with a random angle and period."""
-    a, p = rng.uniform(0, np.pi), rng.uniform(*period)
-    r = np.cos(a) * np.arange(w, dtype=np.float32)[None] + np.sin(a) * np.arange(h, dtype=np.float32)[:, None]
-    return (np.sin(r * (2 * np.pi / p) + rng.uniform(0, 2 * np.pi)) > rng.uniform(-0.5, 0.5))[..., None]
+    """Return a float32 (h, w, 1) 0/1 stripe pattern with a random angle, period, phase and duty cycle."""
+    r = _along(rng.uniform(0, np.pi), h, w) * (2 * np.pi / rng.uniform(*period)) + rng.uniform(0, 2 * np.pi)
+    return (np.sin(r) > rng.uniform(-0.5, 0.5)).astype(np.float32)
 
 
 def _background(rng: np.random.Generator, n: int) -> np.ndarray:
     """Return a float32 BGR background: gradient, low-frequency clouds, blurred blobs and optional stripes."""
+    m = max(n // 4, 12)  # the smooth parts are made at 1/4 resolution, then upsampled
     c1, c2 = _colour(rng), _colour(rng)
-    img = c1 + (c2 - c1) * _ramp(rng, n, n)
+    img = c1 + (c2 - c1) * _ramp(rng, m, m)
     if rng.random() < 0.7:  # low-frequency "clouds"
         g = int(rng.integers(3, 10))
-        clouds = cv2.resize(rng.uniform(-1, 1, (g, g, 3)).astype(np.float32), (n, n), interpolation=cv2.INTER_CUBIC)
+        clouds = cv2.resize(rng.uniform(-1, 1, (g, g, 3)).astype(np.float32), (m, m), interpolation=cv2.INTER_CUBIC)
         img += clouds * rng.uniform(10, 50)
-    if rng.random() < 0.6:  # blurred blobs, drawn at 1/4 resolution
-        m = n // 4
+    if rng.random() < 0.6:  # blurred blobs
         blobs, alpha = np.zeros((m, m, 3), np.float32), np.zeros((m, m), np.float32)
         for _ in range(int(rng.integers(2, 9))):
             centre, axes = rng.integers(0, m, 2).tolist(), rng.integers(2, m // 3, 2).tolist()
-            cv2.ellipse(blobs, centre, axes, float(rng.uniform(0, 180)), 0, 360, _colour(rng).tolist(), -1)
-            cv2.ellipse(alpha, centre, axes, 0, 0, 360, 1.0, -1)
+            angle = float(rng.uniform(0, 180))
+            cv2.ellipse(blobs, centre, axes, angle, 0, 360, _colour(rng).tolist(), -1)
+            cv2.ellipse(alpha, centre, axes, angle, 0, 360, 1.0, -1)
         k = float(rng.uniform(2.5, 6))
-        blobs, alpha = (cv2.resize(cv2.GaussianBlur(x, (0, 0), k), (n, n)) for x in (blobs, alpha))
-        a = alpha[..., None] * rng.uniform(0.3, 0.9)
-        img = img * (1 - a) + blobs * a
+        a = cv2.GaussianBlur(alpha, (0, 0), k)[..., None] * rng.uniform(0.3, 0.9)
+        img = img * (1 - a) + cv2.GaussianBlur(blobs, (0, 0), k) * a
+    img = cv2.resize(img, (n, n), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.4:
-        img += (_stripes(rng, n, n, (4, 40)) - 0.5) * rng.uniform(10, 60) * rng.choice([-1, 1], 3)
+        img += _stripes(rng, n, n, (4, 40)) * (rng.uniform(10, 60) * rng.choice([-1.0, 1.0], 3)).astype(np.float32)
     return img
 
 
@@ -225,8 +233,8 @@ def _fill(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
     x0, y0, w, h = cv2.boundingRect(mask)
     if not w:
         return
-    crop, m = img[y0 : y0 + h, x0 : x0 + w], mask[y0 : y0 + h, x0 : x0 + w].astype(bool)
-    c1 = _colour(rng, crop[m].mean(0))
+    crop, m = img[y0 : y0 + h, x0 : x0 + w], mask[y0 : y0 + h, x0 : x0 + w]
+    c1 = _colour(rng, np.array(cv2.mean(crop, m)[:3], np.float32))
     kind = rng.random()
     if kind < 0.45:
         tex = np.broadcast_to(c1, (h, w, 3))
@@ -234,10 +242,10 @@ def _fill(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
         c2 = np.clip(c1 + rng.normal(0, 60, 3), 0, 255).astype(np.float32)
         t = _ramp(rng, h, w) if kind < 0.75 else _stripes(rng, h, w, (3, 12))
         tex = c1 + (c2 - c1) * t
-    crop[m] = tex[m]
+    np.copyto(crop, tex, where=m[..., None].astype(bool))
     if rng.random() < 0.35 and min(h, w) > 8:  # border
-        inner = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=int(rng.integers(1, 3)))
-        crop[m & ~inner.astype(bool)] = _colour(rng, c1)
+        inner = cv2.erode(m, np.ones((3, 3), np.uint8), iterations=int(rng.integers(1, 3)))
+        np.copyto(crop, _colour(rng, c1), where=(m > inner)[..., None])
 
 
 def _distractor(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -245,9 +253,8 @@ def _distractor(rng: np.random.Generator, n: int) -> np.ndarray:
     mask = np.zeros((n, n), np.uint8)
     kind, thick = rng.random(), int(rng.integers(1, 4))
     if kind < 0.3:
-        cv2.line(
-            mask, rng.integers(-n // 4, n * 5 // 4, 2).tolist(), rng.integers(-n // 4, n * 5 // 4, 2).tolist(), 1, thick
-        )
+        p1, p2 = rng.integers(-n // 4, n * 5 // 4, (2, 2)).tolist()
+        cv2.line(mask, p1, p2, 1, thick)
     elif kind < 0.55:
         axes = rng.integers(4, n // 2, 2).tolist()
         start = float(rng.uniform(0, 360))
@@ -271,6 +278,12 @@ def _poly_mask(poly: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
+def _noise(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Return float32 zero-mean, unit-variance triangular noise (much faster than ``standard_normal``)."""
+    u = np.frombuffer(rng.bytes(2 * int(np.prod(shape))), np.uint8).reshape(2, *shape)
+    return (u[0].astype(np.float32) + u[1] - 255.0) * np.float32(1 / 104.4)
+
+
 def _render(layers: list, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Paint the layers (``_Object`` or distractor masks) back to front on a background.
 
@@ -281,14 +294,14 @@ def _render(layers: list, rng: np.random.Generator, n: int) -> tuple[np.ndarray,
     masks = [_poly_mask(x.poly, n) if isinstance(x, _Object) else x for x in layers]
     for mask in masks:
         _fill(img, mask, rng)
-    img += rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(0, 12)
+    img += _noise(rng, img.shape) * rng.uniform(0, 12)
     if rng.random() < 0.3:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.0))
     covers, cover = [None] * len(masks), np.zeros((n, n), bool)
     for i in reversed(range(len(masks))):
         covers[i] = cover.copy()
         cover |= masks[i].astype(bool)
-    return np.clip(img, 0, 255).round().astype(np.uint8), covers
+    return (np.clip(img, 0, 255, out=img) + 0.5).astype(np.uint8), covers
 
 
 def _scene(task: str, rng: np.random.Generator, n: int, cls: int = 0) -> tuple[np.ndarray, list[_Object], list]:
@@ -455,7 +468,12 @@ def generate(
         raise ValueError("n_train, n_val and seed must be >= 0 and imgsz >= 32")
     root = Path(root).expanduser().resolve()
     settings = {"task": task, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "version": VERSION}
-    if {k: _read_manifest(root).get(k) for k in settings} == settings:
+
+    def matches(folder: Path) -> bool:
+        manifest = _read_manifest(folder)
+        return all(manifest.get(k) == v for k, v in settings.items())
+
+    if matches(root):
         return root
     if root.exists() and not (root / MARKER).is_file() and any(root.iterdir()):
         raise FileExistsError(f"'{root}' exists but is not a complete shapes dataset; delete it or pick another path")
@@ -465,12 +483,13 @@ def generate(
     tmp = root.parent / f".{root.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         for split in SPLITS:
-            for d in (
-                [tmp / split / c for c in CLASSES]
+            subdirs = (
+                [Path(split, c) for c in CLASSES]
                 if task == "classify"
-                else [tmp / "images" / split, tmp / "labels" / split]
-            ):
-                d.mkdir(parents=True)
+                else [Path("images", split), Path("labels", split)]
+            )
+            for d in subdirs:
+                (tmp / d).mkdir(parents=True)
         jobs = [(split, i) for split, n in zip(SPLITS, (n_train, n_val)) for i in range(n)]
         with ThreadPoolExecutor(max(1, workers)) as pool:
             counts = list(pool.map(lambda job: _make_image(task, tmp, job[0], job[1], imgsz, seed), jobs))
@@ -480,15 +499,16 @@ def generate(
             manifest.update(kpt_names=list(KPT_NAMES), flip_idx=list(FLIP_IDX))
         (tmp / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks the dataset complete
 
-        old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
-        if root.exists():
-            root.rename(old)  # an empty folder or a complete dataset made with other settings
-        try:
-            tmp.rename(root)
-        except OSError:  # another process finished the same dataset first
-            if {k: _read_manifest(root).get(k) for k in settings} != settings:
-                raise
-        shutil.rmtree(old, ignore_errors=True)
+        if not matches(root):  # else another process finished the same dataset meanwhile: keep that one
+            old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
+            if root.exists():
+                root.rename(old)  # an empty folder or a complete dataset made with other settings
+            try:
+                tmp.rename(root)
+            except OSError:
+                if not matches(root):
+                    raise
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root

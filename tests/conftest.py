@@ -1,0 +1,37 @@
+"""Shared fixtures: offline Ultralytics, the real datasets beside the checkout, and scratch copies of them."""
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # never wait on the network
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install from inside a test
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("CONVMIXER_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def real_dataset(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """Copy ../shared/datasets/<name> to a scratch folder (the original is read-only) and return its YAML."""
+    source = DATASETS / name
+    if not (source / f"{name}.yaml").is_file():
+        pytest.skip(f"real dataset {name!r} not found at {source} (set CONVMIXER_DATASETS to its parent folder)")
+    target = tmp_path_factory.mktemp("data") / name
+    shutil.copytree(source, target)
+    for cache in target.rglob("*.cache"):
+        cache.unlink()
+    return target / f"{name}.yaml"
+
+
+@pytest.fixture(scope="session")
+def coco8(tmp_path_factory):
+    return real_dataset(tmp_path_factory, "coco8")
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_tmp(tmp_path, monkeypatch):
+    """Run every test from its own scratch folder so relative paths and runs/ never touch the checkout."""
+    monkeypatch.chdir(tmp_path)

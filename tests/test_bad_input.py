@@ -1,0 +1,95 @@
+"""Wrong plugin rows raise a ValueError naming the YAML file, layer index, module and argument, before any tensor."""
+
+import pytest
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+
+HEAD = """
+head:
+  - [[1, 2, 3], 1, Detect, [nc]]
+"""
+
+
+def backbone(row: str, index_channels=(256, 512, 1024)) -> str:
+    p3, p4, p5 = index_channels
+    return f"""
+nc: 2
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - {row}
+  - [0, 1, Index, [{p3}, 0]]
+  - [0, 1, Index, [{p4}, 1]]
+  - [0, 1, Index, [{p5}, 2]]
+"""
+
+
+GOOD_BACKBONE = "[-1, 1, ConvMixerBackbone, [[256, 512, 1024], [1, 1, 1], 7, hierarchical]]"
+CASES = {
+    "even kernel": (backbone(GOOD_BACKBONE.replace(" 7,", " 8,")) + HEAD, 0, "ConvMixerBackbone", "k must be an odd"),
+    "non-positive channels": (
+        backbone("[-1, 1, ConvMixerBackbone, [[256, 0, 1024], [1, 1, 1], 7]]") + HEAD,
+        0,
+        "ConvMixerBackbone",
+        r"channels\[1\] must be an integer >= 1",
+    ),
+    "unknown design": (backbone(GOOD_BACKBONE.replace("hierarchical", "pyramid")) + HEAD, 0, "ConvMixerBackbone",
+                       "design must be one of"),
+    "unknown activation": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gleu")) + HEAD, 0,
+                           "ConvMixerBackbone", "act must be one of"),
+    "too many arguments": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, 3")) + HEAD, 0,
+                           "ConvMixerBackbone", r"takes at most 5 arguments \['channels', 'depths', 'k', 'design'"),
+    "repeats on the backbone": (backbone(GOOD_BACKBONE.replace("-1, 1,", "-1, 2,")) + HEAD, 0, "ConvMixerBackbone",
+                                r"repeats \(n\) must be 1"),
+    "Index channels that match no scaling of the level": (
+        backbone(GOOD_BACKBONE, (256, 300, 1024)) + HEAD, 2, "Index", "selects P4 .* but the row says 300"),
+    "Index level out of range": (
+        backbone(GOOD_BACKBONE).replace("[1024, 2]", "[1024, 3]") + HEAD, 3, "Index", "index must be 0..2"),
+}  # fmt: skip
+
+STAGE_YAML = """
+nc: 2
+backbone:
+  - [-1, 1, PatchEmbed, [32, 4]]
+  - [-1, 1, Conv, [64, 3, 2]]
+  - {row}
+  - [-1, 1, Conv, [64, 3, 2]]
+  - [-1, 1, Conv, [64, 3, 2]]
+head:
+  - [[2, 3, 4], 1, Detect, [nc]]
+"""
+STAGE_CASES = {
+    "list from for a single-input module": ("[[-1, 0], 1, ConvMixerStage, [64, 7]]", "from must be a single layer"),
+    "wrong argument type": ("[-1, 1, ConvMixerStage, [64, nine]]", "k must be an odd integer >= 3.*'nine'"),
+    "float channels": ("[-1, 1, ConvMixerStage, [64.5, 7]]", "c2 must be an integer >= 1, got 64.5"),
+    "negative repeats": ("[-1, -1, ConvMixerStage, [64, 7]]", r"repeats \(n\) must be an integer >= 1"),
+    "missing channels": ("[-1, 1, PatchEmbed, []]", "missing argument c2"),
+    "block given channels": ("[-1, 1, ConvMixerBlock, [64, 7, gelu]]", r"takes at most 2 arguments \['k', 'act'\]"),
+    "misspelled module": ("[-1, 1, ConvMixerStag, [64, 7]]", "unknown module 'ConvMixerStag' .did you mean Con"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_backbone_rows_name_file_layer_module_and_argument(tmp_path, case):
+    text, layer, module, message = CASES[case]
+    path = tmp_path / "bad-model.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"bad-model\.yaml: layer {layer} \({module}\): {message}"):
+        DetectionModel(str(path), verbose=False)
+
+
+@pytest.mark.parametrize("case", STAGE_CASES)
+def test_bad_stage_rows_name_file_layer_module_and_argument(tmp_path, case):
+    row, message = STAGE_CASES[case]
+    path = tmp_path / "bad-stage.yaml"
+    path.write_text(STAGE_YAML.format(row=row))
+    module = row.split(",")[2].strip() if not row.startswith("[[") else "ConvMixerStage"
+    prefix = rf"bad-stage\.yaml: layer 2 \({module}\): " if "unknown module" not in message else r"layer 2: "
+    with pytest.raises(ValueError, match=prefix + message):
+        DetectionModel(str(path), verbose=False)
+
+
+def test_a_native_row_fed_the_backbone_list_is_told_to_use_index(tmp_path):
+    path = tmp_path / "bad-list.yaml"
+    path.write_text(backbone(GOOD_BACKBONE) + "\nhead:\n  - [0, 1, Classify, [nc]]\n")
+    with pytest.raises(ValueError, match=r"layer 4 \(Classify\): takes the list output .* with an Index row"):
+        ClassificationModel(str(path), verbose=False)

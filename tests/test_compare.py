@@ -1,0 +1,212 @@
+"""The ``ultralytics-convmixer compare`` and ``datasets`` commands: a tiny real run on CPU, resume, errors."""
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ultralytics_convmixer.cli import main
+
+from conftest import real_dataset
+
+TINY = ["imgsz=64", "epochs=1", "batch=2", "workers=0", "fraction=0.5", "plots=False", "--latency-runs", "2"]
+NUMERIC = ["params", "gflops", "mAP50(B)", "mAP50-95(B)", "s_per_epoch", "peak_rss_mb"]
+NUMERIC += ["pt_b1_ms", "pt_b32_ms", "onnx_b1_ms", "onnx_b32_ms"]
+
+
+def _csv_rows(out):
+    with open(out / "compare.csv", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _error(capsys, argv):
+    """Run main(argv); return its exit code and its stderr (one line expected)."""
+    code = main(argv)
+    return code, capsys.readouterr().err.strip()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# A tiny real comparison on CPU: train, report, resume
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_compare_trains_reports_and_resumes(tmp_path_factory, tmp_path, capsys):
+    data = real_dataset(tmp_path_factory, "coco8")
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data", str(data), "--out", str(out), *TINY]
+
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    table = (out / "compare.md").read_text(encoding="utf-8")
+    for name in ("yolov8n", "yolov8n-convmixer"):
+        assert f"| {name} |" in table
+        assert (out / "runs" / name / "weights" / "best.pt").is_file()  # runs are findable under <out>/runs/<name>
+        state = json.loads((out / "state" / f"{name}.json").read_text(encoding="utf-8"))
+        assert state["status"] == "done" and state["config"]["args"]["seed"] == 0
+        assert state["config"]["args"]["deterministic"] is True
+    assert "mAP50-95(B)" in table and "PyTorch b32 (ms)" in table and "ONNX b1 (ms)" in table
+    assert table.splitlines()[0] in text  # the table is printed too
+    for path in ("compare.md", "compare.csv", "compare.png"):
+        assert str(out / path) in text
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = _csv_rows(out)
+    assert [r["model"] for r in rows] == ["yolov8n", "yolov8n-convmixer"]
+    for row in rows:
+        for key in NUMERIC:
+            float(row[key])  # every measured column is a number
+        assert int(row["params"]) > 1_000_000 and float(row["pt_b1_ms"]) > 0
+        assert row["onnx_provider"] == "CPUExecutionProvider" and row["device"] == "cpu"
+
+    # The same command again: both trainings are skipped, the reports are written again.
+    (out / "compare.csv").unlink()
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.count("already trained with these settings") == 2 and "training yolov8n" not in text
+    assert len(_csv_rows(out)) == 2
+
+    # An interrupted comparison: only the unfinished model is trained again.
+    state_file = out / "state" / "yolov8n-convmixer.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    state_file.write_text(json.dumps({"status": "training", "config": state["config"]}), encoding="utf-8")
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "yolov8n: already trained" in text
+    assert "yolov8n-convmixer: previous training did not finish" in text
+    assert "yolov8n-convmixer: training yolov8n-convmixer.yaml" in text
+
+
+@pytest.mark.slow
+def test_compare_no_train_profiles_only(tmp_path, capsys):
+    out = tmp_path / "profile"
+    # Default data: the packaged shapes-detect.yaml, read for its 13 classes but not generated.
+    argv = ["compare", "yolov8n.yaml", "--no-train", "yolov8n-convmixer.yaml", "--out", str(out), "imgsz=64"]
+    assert main([*argv, "--latency-runs", "2"]) == 0  # models, options and key=value in any order
+    assert ": training " not in capsys.readouterr().out
+    assert not (out / "runs").exists() and not (out / "state").exists()
+    rows = _csv_rows(out)
+    assert [r["model"] for r in rows] == ["yolov8n", "yolov8n-convmixer"]
+    for row in rows:
+        assert row["mAP50-95(B)"] == "" and row["s_per_epoch"] == "" and row["peak_rss_mb"] == ""
+        for key in ("params", "gflops", "pt_b1_ms", "pt_b32_ms", "onnx_b1_ms", "onnx_b32_ms"):
+            assert float(row[key]) > 0
+    assert 3_000_000 < int(rows[0]["params"]) < 3_100_000  # built for 13 classes (3.16M with the YAML's 80)
+    assert (out / "compare.png").is_file() and "(0.9" in (out / "compare.md").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# User errors: exit code 2, one line naming the culprit, no traceback
+# ----------------------------------------------------------------------------------------------------------------------
+def test_unknown_model(capsys):
+    code, err = _error(capsys, ["compare", "yolov8n.yaml", "no-such-model.yaml", "--no-train"])
+    assert code == 2 and "unknown model 'no-such-model.yaml'" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    code, err = _error(capsys, ["compare", "missing.pt", "--no-train"])
+    assert code == 2 and "unknown model 'missing.pt'" in err
+
+
+def test_missing_data_yaml(capsys):
+    code, err = _error(capsys, ["compare", "--data", "no-such-data.yaml", "--no-train"])
+    assert code == 2 and "data YAML not found: 'no-such-data.yaml'" in err and len(err.splitlines()) == 1
+
+
+def test_task_mismatch(tmp_path_factory, capsys):
+    pose = real_dataset(tmp_path_factory, "coco8-pose")
+    code, err = _error(capsys, ["compare", "--data", str(pose), "--no-train"])
+    assert code == 2 and "is a pose dataset" in err and "detect models" in err and len(err.splitlines()) == 1
+    obb = real_dataset(tmp_path_factory, "dota8")
+    code, err = _error(capsys, ["compare", "--data", str(obb)])
+    assert code == 2 and "is an obb dataset" in err
+    coco8 = real_dataset(tmp_path_factory, "coco8")
+    code, err = _error(capsys, ["compare", "yolov8n-seg.yaml", "yolov8n-convmixer-seg.yaml", "--data", str(coco8)])
+    assert code == 2 and "is a detect dataset but the models are segment models" in err
+
+
+def test_models_must_share_a_task(capsys):
+    code, err = _error(capsys, ["compare", "yolov8n.yaml", "yolov8n-convmixer-pose.yaml"])
+    assert code == 2 and "must share one task" in err and "yolov8n-convmixer-pose.yaml (pose)" in err
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("epoch=3", "unknown training argument 'epoch' (did you mean 'epochs'?)"),
+        ("epochs=1.5", "'epochs=1.5' is of invalid type float"),
+        ("project=x", "argument 'project' is set by compare itself"),
+        ("=3", "argument '=3' is not key=value"),
+    ],
+)
+def test_bad_training_argument(capsys, item, message):
+    code, err = _error(capsys, ["compare", item])
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_bad_options(capsys):
+    code, err = _error(capsys, ["compare", "--latency-runs", "0"])
+    assert code == 2 and "--latency-runs" in err
+    code, err = _error(capsys, ["compare", "--bogus"])
+    assert code == 2 and "--bogus" in err
+    assert main(["datasets", "nope"]) == 2 and "unknown task 'nope'" in capsys.readouterr().err
+
+
+def test_data_tasks_are_told_from_labels(tmp_path_factory):
+    from ultralytics_convmixer.compare import resolve_data
+
+    expected = {"coco8": ("detect", 80), "coco8-seg": ("segment", 80), "coco8-pose": ("pose", 1), "dota8": ("obb", 15)}
+    for name, (task, nc) in expected.items():
+        spec = resolve_data(str(real_dataset(tmp_path_factory, name)))
+        assert (spec.task, spec.nc) == (task, nc), name
+    assert resolve_data("shapes-pose.yaml").task == "pose"  # packaged, by bare name, before it is generated
+
+
+def test_overrides_are_converted_like_the_yolo_cli():
+    from ultralytics_convmixer.compare import parse_overrides, training_args
+
+    args = parse_overrides(["epochs=3", "lr0=0.02", "cache=False", "device=cpu", "fraction=0.25", "close_mosaic=None"])
+    assert args == {"epochs": 3, "lr0": 0.02, "cache": False, "device": "cpu", "fraction": 0.25, "close_mosaic": None}
+    assert training_args({"seed": 7, "data": "x.yaml"}) == {"seed": 7, "deterministic": True}
+
+
+def test_markdown_ratios_against_the_baseline():
+    from ultralytics_convmixer.compare import markdown_table
+
+    base = {"name": "a", "params": 2e6, "gflops": 4.0, "metrics": {"mAP50-95(B)": 0.5}, "pt_b1_ms": 10.0}
+    other = {"name": "b", "params": 3e6, "gflops": 2.0, "metrics": {"mAP50-95(B)": 0.25}, "pt_b1_ms": 15.0}
+    lines = markdown_table([base, other], "detect").splitlines()
+    assert lines[2].startswith("| a | 2.00 | 4.00 |") and "×" not in lines[2]
+    assert "| b | 3.00 (1.50×) | 2.00 (0.50×) |" in lines[3] and "| 0.250 |" in lines[3] and "15.0 (1.50×)" in lines[3]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The console script and the datasets subcommand
+# ----------------------------------------------------------------------------------------------------------------------
+def test_console_script_help():
+    script = shutil.which("ultralytics-convmixer")
+    if script:  # the installed console script
+        r = subprocess.run([script, "--help"], capture_output=True)
+        assert r.returncode == 0 and b"compare" in r.stdout and b"datasets" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "ultralytics_convmixer.cli", "compare", "--help"], capture_output=True)
+    assert r.returncode == 0 and b"--no-train" in r.stdout and b"--latency-runs" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "ultralytics_convmixer.cli", "compare", "nope.yaml"], capture_output=True)
+    assert r.returncode == 2 and b"unknown model 'nope.yaml'" in r.stderr and b"Traceback" not in r.stderr
+
+
+def test_cli_import_is_cheap():
+    code = "import sys, ultralytics_convmixer.cli; print('torch' in sys.modules, 'ultralytics' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.split() == ["False", "False"]
+
+
+def test_datasets_subcommand(tmp_path, capsys):
+    argv = ["datasets", "detect", "classify", "--root", str(tmp_path), "--n-train", "3", "--n-val", "2"]
+    assert main([*argv, "--imgsz", "64", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"shapes-detect: {tmp_path / 'shapes-detect'}" in out
+    assert len(list((tmp_path / "shapes-detect" / "images" / "train").iterdir())) == 3
+    assert len(list((tmp_path / "shapes-detect" / "labels" / "val").iterdir())) == 2
+    assert sum(1 for _ in (tmp_path / "shapes-classify" / "val").rglob("*.jpg")) == 2

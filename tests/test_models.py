@@ -1,0 +1,88 @@
+"""Every packaged YAML at every scale: builds, runs, reports GFLOPs, fuses, and fits the stock YOLOv8 budget."""
+
+import logging
+
+import pytest
+import torch
+from ultralytics import YOLO
+from ultralytics.utils.torch_utils import get_flops
+
+from ultralytics_convmixer.integration import model_yamls
+from ultralytics_convmixer.modules import ConvMixerBackbone
+
+TASKS = {"": "detect", "-seg": "segment", "-pose": "pose", "-obb": "obb", "-cls": "classify"}
+SCALES = "nslmx"
+MODELS = [(f"yolov8{s}-convmixer{suffix}.yaml", task, s) for suffix, task in TASKS.items() for s in SCALES]
+
+
+def first_tensor(out):
+    """Eval outputs are a tensor or (tensor, extras) depending on the head; return the predictions tensor."""
+    while isinstance(out, (list, tuple)):
+        out = out[0]
+    return out
+
+
+def test_one_packaged_yaml_per_task():
+    assert sorted(p.name for p in model_yamls()) == sorted(f"yolov8-convmixer{suffix}.yaml" for suffix in TASKS)
+
+
+@pytest.mark.parametrize("name, task, scale", MODELS)
+def test_builds_and_runs_forward_at_small_large_and_non_square_sizes(name, task, scale):
+    model = YOLO(name)
+    assert model.task == task
+    net = model.model.eval()
+    assert isinstance(net.model[0], ConvMixerBackbone)
+    assert net.yaml["scale"] == scale
+    with torch.no_grad():
+        for h, w in [(32, 32), (64, 64), (256, 256), (96, 160)]:
+            out = first_tensor(net(torch.zeros(1, 3, h, w)))
+            if task == "classify":
+                assert out.shape == (1, net.yaml["nc"])
+            else:  # (batch, box + class (+ mask/keypoint/angle) channels, anchors at strides 8, 16, 32)
+                assert out.shape[0] == 1 and out.shape[2] == sum((h // s) * (w // s) for s in (8, 16, 32))
+    if task != "classify":
+        assert net.stride.tolist() == [8.0, 16.0, 32.0]
+
+
+@pytest.mark.parametrize("name, task, scale", [m for m in MODELS if m[2] == "n"])
+def test_info_reports_nonzero_gflops_and_fuse_keeps_outputs(name, task, scale):
+    net = YOLO(name).model.eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        before = first_tensor(net(x))
+        assert get_flops(net, 224 if task == "classify" else 640) > 0
+        net.fuse(verbose=False)
+        after = first_tensor(net(x))
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+
+
+def test_layer_table_shows_plugin_module_names_and_real_arguments():
+    from ultralytics.nn.tasks import DetectionModel
+
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        DetectionModel("yolov8s-convmixer.yaml", verbose=True)
+    finally:
+        logger.removeHandler(handler)
+    row0 = next(line for line in lines if line.startswith("  0 "))
+    assert "ultralytics_convmixer.modules.ConvMixerBackbone" in row0
+    assert "[3, [128, 256, 512], [15, 10, 5], 7, 'hierarchical']" in row0  # scaled by s: width 0.5, depth 0.33
+    assert not any("conv.Index" in line and line.startswith("  0 ") for line in lines)
+
+
+STOCK = {"detect": "yolov8{}.yaml", "segment": "yolov8{}-seg.yaml", "pose": "yolov8{}-pose.yaml",
+         "obb": "yolov8{}-obb.yaml", "classify": "yolov8{}-cls.yaml"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name, task, scale", MODELS)
+def test_budget_gflops_within_10_percent_and_params_not_above_stock(name, task, scale):
+    imgsz = 224 if task == "classify" else 640
+    ours, stock = YOLO(name).model, YOLO(STOCK[task].format(scale)).model
+    gflops, stock_gflops = get_flops(ours, imgsz), get_flops(stock, imgsz)
+    params, stock_params = (sum(p.numel() for p in m.parameters()) for m in (ours, stock))
+    assert 0.9 <= gflops / stock_gflops <= 1.1, f"{name}: {gflops:.2f} GFLOPs vs stock {stock_gflops:.2f}"
+    assert params <= stock_params, f"{name}: {params} params vs stock {stock_params}"

@@ -1,0 +1,71 @@
+"""The ConvMixer modules themselves: the paper's block, shapes, channels and strides, argument checks."""
+
+import pytest
+import torch
+from torch import nn
+
+from ultralytics_convmixer.modules import ConvMixerBackbone, ConvMixerBlock, ConvMixerStage, FeatureSpec, PatchEmbed
+
+
+def test_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order():
+    torch.manual_seed(0)
+    block = ConvMixerBlock(16, k=5).eval()
+    x = torch.randn(2, 16, 11, 13)
+    mixed = x + block.bn1(torch.nn.functional.gelu(block.dw(x)))  # residual around depthwise -> GELU -> BN only
+    expected = block.bn2(torch.nn.functional.gelu(block.pw(mixed)))  # pointwise -> GELU -> BN, no residual
+    assert torch.allclose(block(x), expected, atol=1e-6)
+    assert block.dw.groups == 16 and block.dw.kernel_size == (5, 5) and block.pw.kernel_size == (1, 1)
+
+
+def test_block_activation_is_configurable_and_gelu_by_default():
+    assert isinstance(ConvMixerBlock(8).act1, nn.GELU)
+    assert isinstance(ConvMixerBlock(8, act="silu").act2, nn.SiLU)
+
+
+def test_patch_embed_is_a_strided_patch_conv_then_act_then_bn():
+    embed = PatchEmbed(3, 32, p=4)
+    assert embed.conv.kernel_size == (4, 4) and embed.conv.stride == (4, 4)
+    assert list(embed._modules) == ["conv", "act", "bn"]
+    assert embed(torch.zeros(1, 3, 64, 96)).shape == (1, 32, 16, 24)
+
+
+def test_stage_adds_a_channel_transition_only_when_channels_change():
+    assert isinstance(ConvMixerStage(32, 32, n=2).transition, nn.Identity)
+    stage = ConvMixerStage(16, 48, n=3, k=3)
+    assert len(stage.blocks) == 3
+    assert stage(torch.zeros(2, 16, 9, 7)).shape == (2, 48, 9, 7)
+
+
+@pytest.mark.parametrize("design", ["hierarchical", "isotropic16", "isotropic8", "isotropic"])
+def test_backbone_returns_p3_p4_p5_with_the_channels_and_strides_it_reports(design):
+    backbone = ConvMixerBackbone(3, channels=(16, 24, 40), depths=(1, 2, 1), k=3, design=design)
+    spec = backbone.output_shape()
+    assert spec == {"P3": FeatureSpec(16, 8), "P4": FeatureSpec(24, 16), "P5": FeatureSpec(40, 32)}
+    features = backbone(torch.zeros(1, 3, 64, 96))
+    assert [tuple(f.shape[1:]) for f in features] == [(16, 8, 12), (24, 4, 6), (40, 2, 3)]
+
+
+def test_backbone_first_parameter_is_the_stem_conv_reading_image_channels():
+    # Ultralytics' GFLOPs counter builds its probe input from the model's first parameter.
+    first = next(ConvMixerBackbone(3, (16, 24, 40), (1, 1, 1), k=3).parameters())
+    assert first.ndim == 4 and first.shape[1] == 3
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: ConvMixerBlock(8, k=4), "k must be an odd integer"),
+        (lambda: ConvMixerBlock(8, k=1), "k must be an odd integer"),
+        (lambda: ConvMixerBlock(0), "c1 must be an integer >= 1"),
+        (lambda: PatchEmbed(3, -8), "c2 must be an integer >= 1"),
+        (lambda: PatchEmbed(3, 8, p=2.5), "p must be an integer >= 1"),
+        (lambda: ConvMixerStage(8, 8, n=0), "n must be an integer >= 1"),
+        (lambda: ConvMixerBlock(8, act="gleu"), "act must be one of"),
+        (lambda: ConvMixerBackbone(3, channels=(8, 16)), "channels must be a list of 3 integers"),
+        (lambda: ConvMixerBackbone(3, depths=(1, -1, 1)), r"depths\[1\] must be an integer >= 0"),
+        (lambda: ConvMixerBackbone(3, design="pyramid"), "design must be one of"),
+    ],
+)
+def test_bad_arguments_raise_value_errors_naming_the_argument(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()

@@ -1,0 +1,170 @@
+"""Registration: plugin rows behave like native rows, YAML names resolve like stock ones, start-up stays cheap."""
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from ultralytics import YOLO
+from ultralytics.nn import tasks
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils.ops import make_divisible
+
+from ultralytics_convmixer import integration
+from ultralytics_convmixer.modules import ConvMixerBlock, ConvMixerStage, PatchEmbed
+
+SCALES = {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 768), "l": (1.0, 1.0, 512),
+          "x": (1.0, 1.25, 512)}  # fmt: skip
+
+ROW_BY_ROW_YAML = """
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+  s: [0.33, 0.50, 1024]
+  l: [1.00, 1.00, 512]
+backbone:
+  - [-1, 1, PatchEmbed, [64, 2]] # 0-P1/2, a plugin row first
+  - [-1, 1, Conv, [128, 3, 2]] # 1-P2/4, native row between plugin rows
+  - [-1, 3, ConvMixerStage, [128, 7]] # 2
+  - [-1, 1, Conv, [256, 3, 2]] # 3-P3/8
+  - [-1, 6, ConvMixerStage, [256, 7]] # 4
+  - [-1, 1, Conv, [512, 3, 2]] # 5-P4/16
+  - [-1, 6, ConvMixerStage, [512, 5]] # 6
+  - [-1, 1, Conv, [1024, 3, 2]] # 7-P5/32
+  - [-1, 3, ConvMixerStage, [1024, 3, silu]] # 8
+  - [-1, 1, SPPF, [1024, 5]] # 9
+head:
+  - [6, 2, ConvMixerBlock, [5]] # 10: absolute 'from' pointing back at layer 6
+  - [9, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 10], 1, Concat, [1]]
+  - [-1, 3, ConvMixerStage, [512, 7]] # 13: input channels from a Concat
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 4], 1, Concat, [1]]
+  - [-1, 3, C2f, [256]] # 16 (P3/8)
+  - [-1, 1, Conv, [256, 3, 2]]
+  - [[-1, 13], 1, Concat, [1]]
+  - [-1, 3, C2f, [512]] # 19 (P4/16)
+  - [-1, 1, Conv, [512, 3, 2]]
+  - [[-1, 9], 1, Concat, [1]]
+  - [-1, 3, C2f, [1024]] # 22 (P5/32)
+  - [[16, 19, 22], 1, Detect, [nc]]
+"""
+
+
+@pytest.mark.parametrize("scale", ["n", "s", "l"])
+def test_plugin_rows_get_graph_input_channels_and_scaled_outputs_like_native_rows(tmp_path, scale):
+    path = tmp_path / f"yolov8{scale}-rowbyrow.yaml"
+    path.write_text(ROW_BY_ROW_YAML)
+    model = DetectionModel(str(path), verbose=False)
+    depth, width, max_channels = SCALES[scale]
+    c = lambda x: make_divisible(min(x, max_channels) * width, 8)  # noqa: E731
+    n = lambda x: max(round(x * depth), 1) if x > 1 else x  # noqa: E731
+    layers = model.model
+    assert isinstance(layers[0], PatchEmbed) and layers[0].conv.in_channels == 3 and layers[0].c2 == c(64)
+    for i, c2, reps in [(2, 128, 3), (4, 256, 6), (6, 512, 6), (8, 1024, 3)]:
+        assert isinstance(layers[i], ConvMixerStage)
+        assert layers[i].c2 == c(c2) and len(layers[i].blocks) == n(reps)
+        assert isinstance(layers[i].transition, torch.nn.Identity)  # the Conv before it already made c(c2) channels
+    assert layers[6].blocks[0].dw.kernel_size == (5, 5) and isinstance(layers[8].blocks[0].act1, torch.nn.SiLU)
+    block = layers[10]  # n=2 scaled by depth; one block is a module, several a Sequential
+    blocks = list(block) if isinstance(block, torch.nn.Sequential) else [block]
+    assert len(blocks) == n(2) and all(isinstance(b, ConvMixerBlock) and b.c2 == c(512) for b in blocks)
+    assert layers[13].transition[0].in_channels == c(1024) + c(512)  # Concat of SPPF (upsampled) and layer 10
+    assert (layers[10].f, layers[10].i, layers[13].f) == (6, 10, -1)
+    assert model.stride.tolist() == [8.0, 16.0, 32.0]
+    assert model.eval()(torch.zeros(1, 3, 64, 64))[0].shape[2] == 64 + 16 + 4
+
+
+@pytest.mark.parametrize("scale", "nslmx")
+def test_index_rows_get_the_backbone_channels_at_every_scale(scale):
+    model = DetectionModel(f"yolov8{scale}-convmixer.yaml", verbose=False).eval()
+    spec = model.model[0].output_shape()
+    features = model.model[0](torch.zeros(1, 3, 64, 64))
+    assert [f.shape[1] for f in features] == [spec["P3"].channels, spec["P4"].channels, spec["P5"].channels]
+    _, width, max_channels = SCALES[scale]
+    expected = [make_divisible(min(c, max_channels) * width, 8) for c in (256, 512, 1024)]
+    assert [spec[k].channels for k in ("P3", "P4", "P5")] == expected
+    assert [model.model[i].index for i in (1, 2, 3)] == [0, 1, 2]
+
+
+def test_scale_letter_in_the_name_picks_the_scale_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for scale in "nsmlx":
+        d = tasks.yaml_model_load(f"yolov8{scale}-convmixer-seg.yaml")
+        assert d["scale"] == scale and d["head"][-1][2] == "Segment"
+    assert YOLO("yolov8s-convmixer-pose.yaml").model.yaml["scale"] == "s"
+
+
+def test_a_local_file_of_that_name_wins_over_the_packaged_yaml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    packaged = integration.model_yaml("yolov8-convmixer.yaml").read_text()
+    Path("yolov8n-convmixer.yaml").write_text(packaged.replace("nc: 80", "nc: 3"))
+    assert YOLO("yolov8n-convmixer.yaml").model.yaml["nc"] == 3
+    Path("yolov8-convmixer.yaml").write_text(packaged.replace("nc: 80", "nc: 5"))  # unified name, as stock
+    d = tasks.yaml_model_load("yolov8s-convmixer.yaml")
+    assert (d["nc"], d["scale"]) == (5, "s")
+
+
+def test_unknown_name_still_raises_ultralytics_file_not_found():
+    with pytest.raises(FileNotFoundError):
+        tasks.yaml_model_load("yolov8n-convmixer-nope.yaml")
+
+
+def test_register_is_idempotent_and_keeps_one_wrapper():
+    parse_model, load = tasks.parse_model, tasks.yaml_model_load
+    integration.register()
+    integration.register()
+    assert tasks.parse_model is parse_model and tasks.yaml_model_load is load
+    assert tasks.parse_model.__wrapped__.__module__ == "ultralytics.nn.tasks"  # wraps the original exactly once
+    assert tasks.ConvMixerBackbone is integration.PLUGIN_MODULES["ConvMixerBackbone"]
+
+
+def test_modules_that_imported_internals_by_name_see_the_wrappers():
+    import ultralytics.engine.model
+    import ultralytics.engine.trainer
+
+    assert ultralytics.engine.model.yaml_model_load is tasks.yaml_model_load
+    assert ultralytics.engine.trainer.check_det_dataset._convmixer
+
+
+def test_missing_internal_fails_with_a_message_naming_the_ultralytics_version():
+    import ultralytics
+
+    fake = types.ModuleType("ultralytics.nn.tasks")
+    with pytest.raises(ImportError, match=rf"missing in ultralytics {ultralytics.__version__}.*supports ultralytics"):
+        integration._require(fake, "parse_model")
+
+
+def test_plugin_classes_are_safe_globals_for_weights_only_loading():
+    safe = set(torch.serialization.get_safe_globals())
+    assert set(integration.SAFE_GLOBALS) <= safe
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
+
+
+def test_interpreter_start_imports_neither_torch_nor_ultralytics():
+    result = run_python("import sys; print('torch' in sys.modules, 'ultralytics' in sys.modules)")
+    assert result.stdout.split() == ["False", "False"], result.stderr
+    importtime = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True)
+    modules = [line.rsplit("|", 1)[-1].strip() for line in importtime.stderr.splitlines()]
+    assert "ultralytics_convmixer._hook" in modules  # the .pth hook is installed and ran
+    assert not [m for m in modules if m.split(".")[0] in {"torch", "ultralytics", "numpy"}]
+
+
+def test_a_fresh_interpreter_sees_the_plugin_without_importing_it():
+    code = "from ultralytics.nn.tasks import DetectionModel; print(type(DetectionModel('yolov8n-convmixer.yaml', verbose=False).model[0]).__name__)"  # noqa: E501
+    assert run_python(code).stdout.strip() == "ConvMixerBackbone"
+
+
+def test_without_the_start_up_hook_stock_ultralytics_does_not_know_the_module():
+    code = "from ultralytics.nn.tasks import DetectionModel; DetectionModel('yolov8n-convmixer.yaml', verbose=False)"
+    result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
+    assert result.returncode != 0  # proves the hook, not an accidental import, makes the other tests pass

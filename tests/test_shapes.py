@@ -1,0 +1,291 @@
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import filecmp
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from ultralytics_convmixer import shapes
+from ultralytics_convmixer.shapes import CLASSES, FLIP_IDX, KPT_NAMES, TASKS, generate, generate_from_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+N_TRAIN, N_VAL, IMGSZ = 16, 13, 192  # N_VAL >= 13: every class appears in the classify val split
+BOX_TASKS = ("detect", "segment", "pose", "obb")
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    return {t: generate(t, root / t, n_train=N_TRAIN, n_val=N_VAL, imgsz=IMGSZ, seed=0) for t in TASKS}
+
+
+def tree(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def rows(root: Path, split: str = "train"):
+    for f in sorted((root / "labels" / split).glob("*.txt")):
+        for line in f.read_text().splitlines():
+            yield f, np.array(line.split(), dtype=np.float64)
+
+
+def signed_area(xy: np.ndarray) -> float:
+    """Shoelace area; positive when the points run clockwise on screen (y down)."""
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+# ------------------------------------------------------------------------------------------------------------ YAMLs
+@pytest.mark.parametrize("task", TASKS)
+def test_yaml(task):
+    data = yaml.safe_load((REPO / "datasets" / f"shapes-{task}.yaml").read_text())
+    assert len(CLASSES) >= 10 and list(CLASSES) == sorted(CLASSES)  # classify folders sort into the same indices
+    assert data["names"] == dict(enumerate(CLASSES))
+    assert data["path"] == f"shapes-{task}" and data["generator"]["task"] == task
+    assert (data["train"], data["val"]) == (("train", "val") if task == "classify" else ("images/train", "images/val"))
+    assert "generate_from_yaml(yaml)" in data["download"]
+    if task == "pose":
+        assert data["kpt_shape"] == [len(KPT_NAMES), 3] and data["flip_idx"] == list(FLIP_IDX)
+        assert data["kpt_names"] == {i: list(KPT_NAMES) for i in range(len(CLASSES))}
+
+
+def test_flip_idx_is_involution():
+    assert sorted(FLIP_IDX) == list(range(len(KPT_NAMES)))
+    assert all(FLIP_IDX[FLIP_IDX[i]] == i for i in range(len(FLIP_IDX)))
+    swap = {"left": "right", "right": "left"}
+    for i, j in enumerate(FLIP_IDX):  # names swap left and right
+        assert KPT_NAMES[j] == "_".join(swap.get(w, w) for w in KPT_NAMES[i].split("_"))
+
+
+# ------------------------------------------------------------------------------------------------------ determinism
+def test_deterministic(tmp_path):
+    a = generate("pose", tmp_path / "a", n_train=6, n_val=3, imgsz=IMGSZ, seed=3, workers=1)
+    b = generate("pose", tmp_path / "b", n_train=6, n_val=3, imgsz=IMGSZ, seed=3, workers=3)
+    c = generate("pose", tmp_path / "c", n_train=6, n_val=3, imgsz=IMGSZ, seed=4)
+    d = generate("pose", tmp_path / "d", n_train=8, n_val=3, imgsz=IMGSZ, seed=3)
+    ta, tb, tc, td = tree(a), tree(b), tree(c), tree(d)
+    assert ta == tb  # byte-identical, whatever the number of workers
+    assert len(ta) == 2 * 9 + 1  # 9 images, 9 label files, the manifest
+    assert all(ta[k] != tc[k] for k in ta if k.endswith(".jpg"))  # another seed changes every image
+    assert sum(ta[k] != tc[k] for k in ta if k.endswith(".txt")) >= 7  # and (nearly) every label file
+    assert all(td[k] == ta[k] for k in ta if k != shapes.MARKER)  # a larger set extends a smaller one
+
+
+def test_detect_segment_pose_share_images(sets):
+    for split in ("train", "val"):
+        assert not filecmp.dircmp(sets["detect"] / "images" / split, sets["pose"] / "images" / split).diff_files
+        assert not filecmp.dircmp(sets["detect"] / "images" / split, sets["segment"] / "images" / split).diff_files
+
+
+# ----------------------------------------------------------------------------------------------------------- labels
+@pytest.mark.parametrize("task", BOX_TASKS)
+def test_label_files(sets, task):
+    root, counts = sets[task], []
+    manifest = json.loads((root / shapes.MARKER).read_text())
+    assert manifest["task"] == task and manifest["names"] == list(CLASSES)
+    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
+        images = sorted((root / "images" / split).glob("*.jpg"))
+        labels = sorted((root / "labels" / split).glob("*.txt"))
+        assert len(images) == len(labels) == n and [p.stem for p in images] == [p.stem for p in labels]
+        assert cv2.imread(str(images[0])).shape == (IMGSZ, IMGSZ, 3)
+        counts += [len(p.read_text().splitlines()) for p in labels]
+        assert manifest["labels"][split] == sum(counts[-n:])
+        for _, r in rows(root, split):
+            cls, v = r[0], r[1:]
+            assert cls == int(cls) and 0 <= cls < len(CLASSES)
+            if task in ("detect", "pose"):
+                cx, cy, w, h = v[:4]
+                assert 0 < w <= 1 and 0 < h <= 1
+                assert -1e-6 <= cx - w / 2 and cx + w / 2 <= 1 + 1e-6 and -1e-6 <= cy - h / 2 and cy + h / 2 <= 1 + 1e-6
+            if task == "pose":
+                kpts = v[4:].reshape(-1, 3)
+                assert kpts.shape == (len(KPT_NAMES), 3) and set(kpts[:, 2]) <= {0, 1, 2}
+                assert (kpts[kpts[:, 2] == 0, :2] == 0).all()  # outside the image: 0 0 0
+                assert ((kpts[:, :2] >= 0) & (kpts[:, :2] <= 1)).all()
+            if task == "segment":
+                assert len(v) % 2 == 0 and len(v) >= 6 and ((v >= 0) & (v <= 1)).all()
+            if task == "obb":
+                corners = v.reshape(4, 2)
+                assert len(v) == 8 and ((v >= 0) & (v <= 1)).all()
+                assert signed_area(corners) > 0  # clockwise on screen, like every box
+    assert sum(counts) > 2 * (N_TRAIN + N_VAL) and max(counts) >= 4  # several objects per image
+
+
+def test_pose_visibility_flags():
+    """v=0 exactly for keypoints outside the image, v=1 exactly where a later layer covers them."""
+    seen = set()
+    for i in range(40):
+        _, objects, covers = shapes._scene("pose", np.random.default_rng([0, 0, i]), IMGSZ)
+        for obj, cover in zip(objects, covers):
+            for (x, y), (kx, ky, v) in zip(obj.kpts, shapes._keypoints(obj, cover, IMGSZ)):
+                inside = -0.5 <= x < IMGSZ - 0.5 and -0.5 <= y < IMGSZ - 0.5
+                assert (v == 0) == (not inside)
+                if inside:
+                    assert v == (1 if cover[round(y), round(x)] else 2) and abs(kx - x) <= 0.5 and abs(ky - y) <= 0.5
+                seen.add(int(v))
+    assert seen == {0, 1, 2}
+
+
+def test_pose_flip_idx_on_labels(sets):
+    """Keypoints 0-3 run clockwise on screen; after a horizontal flip only the flip_idx reordering keeps that."""
+    n = 0
+    for _, r in rows(sets["pose"]):
+        kpts = r[5:].reshape(-1, 3)
+        if (kpts[:4, 2] > 0).all() and r[3] * IMGSZ > 8:
+            flipped = kpts.copy()
+            flipped[:, 0] = 1 - flipped[:, 0]
+            assert signed_area(kpts[:4, :2]) > 0
+            assert signed_area(flipped[list(FLIP_IDX)][:4, :2]) > 0 > signed_area(flipped[:4, :2])
+            n += 1
+    assert n > 10
+
+
+@pytest.mark.parametrize("cls", range(len(CLASSES)))
+def test_mirror_maps_keypoints_by_flip_idx(cls):
+    """Mirroring an image turns each shape into the same class with the opposite rotation (the generator's own
+    definition of the mirrored object); its keypoints are the mirrored keypoints reordered by flip_idx."""
+    rng, n = np.random.default_rng(cls), 160
+    for _ in range(5):
+        unit, order = shapes._unit_shape(CLASSES[cls], rng)
+        assert np.abs(np.sort(unit * [-1, 1], 0) - np.sort(unit, 0)).max() < 1e-9  # mirror-symmetric
+        theta = 0.0 if order == 0 else rng.uniform(-np.pi, np.pi) / order
+        size, centre = rng.uniform(10, 80), rng.uniform(20, 140, 2)
+        a = shapes._Object(cls, unit, size, theta, centre)
+        b = shapes._Object(cls, unit, size, -theta, np.array([n - 1 - centre[0], centre[1]]))
+        mirror = a.kpts * [-1, 1] + [n - 1, 0]
+        np.testing.assert_allclose(mirror[list(FLIP_IDX)], b.kpts, atol=1e-6)
+        mask_a, mask_b = shapes._poly_mask(a.poly, n), shapes._poly_mask(b.poly, n)
+        k = np.ones((3, 3), np.uint8)  # same picture, mirrored, up to boundary pixels:
+        assert (mask_a[:, ::-1] <= cv2.dilate(mask_b, k)).all() and (cv2.erode(mask_b, k) <= mask_a[:, ::-1]).all()
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_symmetry_order(name):
+    """The rotation range (+-180/order degrees) relies on each class's rotational symmetry order."""
+    unit, order = shapes._unit_shape(name, np.random.default_rng(0))
+    if order > 1:
+        c = unit.mean(0)
+        a = 2 * np.pi / order
+        turned = (unit - c) @ np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]).T + c
+        d = np.linalg.norm(turned[:, None] - unit[None], axis=-1).min(1)
+        assert d.max() < 1e-6
+
+
+def test_segment_polygons_match_visible_masks():
+    ious = []
+    for i in range(30):
+        _, objects, covers = shapes._scene("segment", np.random.default_rng([1, 0, i]), IMGSZ)
+        for obj, cover in zip(objects, covers):
+            visible = shapes._poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover
+            poly = shapes._visible_polygon(visible)
+            if poly is not None and visible.sum() >= 150:
+                drawn = np.zeros((IMGSZ, IMGSZ), np.uint8)
+                cv2.fillPoly(drawn, [poly.astype(np.int32)], 1)  # as Ultralytics' polygon2mask does
+                ious.append((drawn.astype(bool) & visible).sum() / (drawn.astype(bool) | visible).sum())
+    assert len(ious) > 40 and min(ious) > 0.85 and np.mean(ious) > 0.95
+
+
+def test_obb_shapes_inside_image():
+    for i in range(30):
+        _, objects, _ = shapes._scene("obb", np.random.default_rng([0, 0, i]), IMGSZ)
+        for obj in objects:
+            assert (obj.frame >= -1e-9).all() and (obj.frame <= IMGSZ - 1 + 1e-9).all()
+
+
+def test_classify_layout(sets):
+    root = sets["classify"]
+    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
+        assert sorted(p.name for p in (root / split).iterdir()) == list(CLASSES)
+        files = list((root / split).rglob("*.jpg"))
+        assert len(files) == n and all(any((root / split / c).iterdir()) for c in CLASSES)
+        assert cv2.imread(str(files[0])).shape == (IMGSZ, IMGSZ, 3)
+
+
+# -------------------------------------------------------------------------------------------------- generate logic
+def test_complete_dataset_is_reused_and_others_replaced(tmp_path):
+    root = generate("detect", tmp_path / "d", n_train=3, n_val=2, imgsz=64)
+    (root / "sentinel").write_text("kept")
+    assert generate("detect", root, n_train=3, n_val=2, imgsz=64) == root and (root / "sentinel").exists()
+    generate("detect", root, n_train=4, n_val=2, imgsz=64)  # other settings: regenerated
+    assert not (root / "sentinel").exists() and len(list((root / "images" / "train").iterdir())) == 4
+    assert not [p for p in tmp_path.iterdir() if p.name != "d"]  # no staging folders left
+
+
+def test_interrupted_generation_is_never_used(tmp_path, monkeypatch):
+    calls = []
+
+    def boom(*args):
+        calls.append(args)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    real = shapes._make_image
+    monkeypatch.setattr(shapes, "_make_image", boom)
+    with pytest.raises(KeyboardInterrupt):
+        generate("segment", tmp_path / "s", n_train=8, n_val=2, imgsz=64, workers=1)
+    assert not list(tmp_path.iterdir())  # neither the dataset nor its staging folder
+    monkeypatch.setattr(shapes, "_make_image", real)
+
+    stale = tmp_path / ".s.partial-deadbeef"  # left by a killed process
+    (stale / "images").mkdir(parents=True)
+    os.utime(stale / "images", (time.time() - 7200,) * 2)
+    os.utime(stale, (time.time() - 7200,) * 2)
+    root = generate("segment", tmp_path / "s", n_train=8, n_val=2, imgsz=64)
+    assert (root / shapes.MARKER).is_file() and not stale.exists()
+
+
+def test_foreign_folder_is_left_alone(tmp_path):
+    (tmp_path / "x" / "mine.txt").parent.mkdir()
+    (tmp_path / "x" / "mine.txt").write_text("user data")
+    with pytest.raises(FileExistsError):
+        generate("detect", tmp_path / "x", n_train=2, n_val=1, imgsz=64)
+    assert (tmp_path / "x" / "mine.txt").read_text() == "user data"
+    with pytest.raises(ValueError):
+        generate("depth", tmp_path / "y")
+
+
+# ------------------------------------------------------------------------------------------------------ Ultralytics
+def small_yaml(task: str, tmp_path: Path, path: str) -> Path:
+    data = yaml.safe_load((REPO / "datasets" / f"shapes-{task}.yaml").read_text())
+    data["path"] = path
+    data["generator"].update(n_train=6, n_val=13, imgsz=96)
+    file = tmp_path / f"shapes-{task}.yaml"
+    file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return file
+
+
+@pytest.mark.parametrize("task", BOX_TASKS)
+def test_check_det_dataset_generates(task, tmp_path, monkeypatch):
+    from ultralytics.data import utils
+
+    monkeypatch.setattr(utils, "DATASETS_DIR", tmp_path / "datasets")  # `path: shapes-<task>` resolves in here
+    data = utils.check_det_dataset(small_yaml(task, tmp_path, f"shapes-{task}"))
+    root = tmp_path / "datasets" / f"shapes-{task}"
+    assert data["path"] == root and data["nc"] == len(CLASSES) and data["val"] == str(root / "images" / "val")
+    assert len(list((root / "images" / "train").glob("*.jpg"))) == 6 and (root / shapes.MARKER).is_file()
+    if task == "pose":
+        assert data["kpt_shape"] == [5, 3] and data["flip_idx"] == list(FLIP_IDX)
+
+
+def test_generate_from_yaml_file_and_classify_dir(tmp_path, monkeypatch):
+    import ultralytics.utils
+    from ultralytics.data.utils import check_cls_dataset
+
+    monkeypatch.setattr(ultralytics.utils, "DATASETS_DIR", tmp_path / "datasets")
+    monkeypatch.chdir(tmp_path)
+    root = generate_from_yaml(small_yaml("classify", tmp_path, "shapes-classify"))
+    assert root == tmp_path / "datasets" / "shapes-classify"
+    data = check_cls_dataset(root)
+    assert data["nc"] == len(CLASSES) and data["names"] == dict(enumerate(CLASSES))
+    abs_root = generate_from_yaml(
+        {"path": str(tmp_path / "abs"), "generator": {"task": "obb", "n_train": 2, "n_val": 1}}
+    )
+    assert abs_root == tmp_path / "abs" and (abs_root / "labels" / "val" / "000000.txt").is_file()

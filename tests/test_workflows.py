@@ -1,0 +1,196 @@
+"""End to end on the real datasets: train every task, the `yolo` CLI, fresh processes, resume, DDP workers, export.
+
+Everything runs on CPU at tiny image sizes; no test imports the plugin in the child processes, so they prove that the
+start-up hook alone makes stock Ultralytics see it.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ultralytics import YOLO
+
+from conftest import real_dataset
+
+pytestmark = pytest.mark.slow
+TRAIN = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
+
+
+def run(args, timeout=600, **env) -> subprocess.CompletedProcess:
+    """Run a child process with the test environment; fail with its output if it fails."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env})
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def python(code: str, **env) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-c", textwrap.dedent(code)], **env)
+
+
+def metrics(run_dir: Path) -> dict:
+    """Last row of Ultralytics' results.csv."""
+    with open(run_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {k.strip(): float(v) for k, v in rows[-1].items()}
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """Train yolov8n-convmixer on coco8 with the stock `yolo` CLI in a fresh process; return the run folder."""
+    data = real_dataset(tmp_path_factory, "coco8")
+    project = tmp_path_factory.mktemp("runs")
+    yolo = Path(sys.executable).with_name("yolo")
+    args = [str(yolo), "detect", "train", "model=yolov8n-convmixer.yaml", f"data={data}", f"project={project}",
+            "name=cli", *(f"{k}={v}" for k, v in TRAIN.items())]  # fmt: skip
+    run(args)
+    return project / "cli", data
+
+
+def test_yolo_cli_trains_and_saves_weights_and_metrics(cli_run):
+    run_dir, _ = cli_run
+    assert (run_dir / "weights" / "best.pt").stat().st_size > 1e6 and (run_dir / "weights" / "last.pt").is_file()
+    row = metrics(run_dir)
+    assert row["epoch"] == 1 and {"metrics/mAP50(B)", "metrics/mAP50-95(B)", "train/box_loss"} <= set(row)
+    assert np.isfinite(row["train/box_loss"])
+
+
+def test_fresh_process_predicts_validates_and_fine_tunes_best_pt_without_import(cli_run, tmp_path):
+    run_dir, data = cli_run
+    result = python(
+        f"""
+        import sys
+        from ultralytics import YOLO
+        model = YOLO({str(run_dir / "weights" / "best.pt")!r})
+        assert type(model.model.model[0]).__name__ == "ConvMixerBackbone"
+        results = model.predict({str(data.parent / "images" / "val")!r}, imgsz=64, device="cpu", verbose=False)
+        print("PREDICTED", len(results), results[0].boxes.data.shape[1])
+        metrics = model.val(data={str(data)!r}, imgsz=64, batch=4, device="cpu", plots=False, verbose=False)
+        print("MAP", metrics.box.map)
+        model.train(data={str(data)!r}, epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False,
+                    project={str(tmp_path)!r}, name="finetune")
+        print("FINETUNED", type(model.model.model[0]).__name__)
+        """
+    )
+    assert "PREDICTED 4 6" in result.stdout
+    assert float(result.stdout.split("MAP ")[1].split()[0]) >= 0.0
+    assert "FINETUNED ConvMixerBackbone" in result.stdout
+    assert (tmp_path / "finetune" / "weights" / "best.pt").is_file()
+
+
+def test_safe_load_mode_loads_plugin_checkpoints(cli_run):
+    run_dir, _ = cli_run
+    code = f"""
+        from ultralytics import YOLO
+        model = YOLO({str(run_dir / "weights" / "last.pt")!r})
+        print("LOADED", type(model.model.model[0]).__name__)
+        """
+    assert "LOADED ConvMixerBackbone" in python(code, ULTRALYTICS_SAFE_LOAD="1").stdout
+
+
+def test_resume_continues_a_run_killed_mid_epoch(coco8, tmp_path):
+    killer = f"""
+        import os, signal
+        from ultralytics import YOLO
+        def die_in_second_epoch(trainer):
+            if trainer.epoch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)  # no clean shutdown, as a killed job
+        model = YOLO("yolov8n-convmixer.yaml")
+        model.add_callback("on_train_batch_end", die_in_second_epoch)
+        model.train(data={str(coco8)!r}, epochs=3, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
+                    project={str(tmp_path)!r}, name="killed")
+        """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(killer)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == -9, result.stderr[-3000:]
+    last = tmp_path / "killed" / "weights" / "last.pt"
+    assert metrics(tmp_path / "killed")["epoch"] == 1  # one epoch finished before the kill
+    resumed = python(f"from ultralytics import YOLO; YOLO({str(last)!r}).train(resume=True)")
+    assert "Resuming training" in resumed.stdout + resumed.stderr
+    assert metrics(tmp_path / "killed")["epoch"] == 3
+
+
+def test_ddp_worker_interpreter_builds_the_model_from_yaml(coco8):
+    """Ultralytics starts DDP ranks as fresh interpreters from a generated script; run that script's model setup."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.utils.dist import generate_ddp_file
+
+    trainer = DetectionTrainer(overrides=dict(model="yolov8n-convmixer.yaml", data=str(coco8), **TRAIN))
+    script = Path(generate_ddp_file(trainer))
+    try:
+        code = script.read_text()
+        assert "trainer.train()" in code and 'trainer.model = state["model"]' in code
+        # Same script, minus the multi-GPU training loop: rebuild the trainer and its model in a fresh interpreter.
+        script.write_text(
+            code.replace(
+                "trainer.train()", "trainer.setup_model(); print('RANK MODEL', type(trainer.model.model[0]).__name__)"
+            )
+        )  # noqa: E501
+        result = run([sys.executable, str(script)])
+        assert "RANK MODEL ConvMixerBackbone" in result.stdout
+    finally:
+        script.unlink(missing_ok=True)
+        script.with_suffix(".pt").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    "task, dataset, model, columns",
+    [
+        ("segment", "coco8-seg", "yolov8n-convmixer-seg.yaml", {"metrics/mAP50-95(M)", "train/seg_loss"}),
+        ("pose", "coco8-pose", "yolov8n-convmixer-pose.yaml", {"metrics/mAP50-95(P)", "train/pose_loss"}),
+        ("obb", "dota8", "yolov8n-convmixer-obb.yaml", {"metrics/mAP50-95(B)", "train/box_loss"}),
+    ],
+)
+def test_each_task_trains_one_epoch_on_real_data(tmp_path_factory, tmp_path, task, dataset, model, columns):
+    data = real_dataset(tmp_path_factory, dataset)
+    imgsz = 128 if task == "obb" else 64  # dota8's 1024 px aerial crops need a little more resolution
+    YOLO(model).train(data=str(data), project=str(tmp_path), name=task, **{**TRAIN, "imgsz": imgsz})
+    assert (tmp_path / task / "weights" / "best.pt").stat().st_size > 1e6
+    row = metrics(tmp_path / task)
+    assert columns <= set(row) and row["epoch"] == 1
+    assert all(np.isfinite(row[c]) for c in columns)
+
+
+def test_classify_trains_one_epoch_on_a_classify_data_yaml(tmp_path):
+    from ultralytics_convmixer.shapes import generate
+
+    root = generate("classify", tmp_path / "shapes-classify", n_train=40, n_val=20, imgsz=64, seed=0)
+    yaml_file = tmp_path / "tiny-classify.yaml"
+    yaml_file.write_text(f"path: {root}\ntrain: train\nval: val\n")
+    YOLO("yolov8n-convmixer-cls.yaml").train(data=str(yaml_file), project=str(tmp_path), name="cls", **TRAIN)
+    assert (tmp_path / "cls" / "weights" / "best.pt").stat().st_size > 1e6
+    row = metrics(tmp_path / "cls")
+    assert 0.0 <= row["metrics/accuracy_top1"] <= 1.0 and np.isfinite(row["train/loss"])
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_gives_the_same_raw_outputs_as_pytorch(cli_run, tmp_path, fmt):
+    run_dir, _ = cli_run
+    weights = tmp_path / "best.pt"
+    weights.write_bytes((run_dir / "weights" / "best.pt").read_bytes())
+    model = YOLO(str(weights))
+    exported = model.export(format=fmt, imgsz=64, device="cpu")
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    reference = YOLO(str(weights)).model.float().fuse(verbose=False).eval()
+    with torch.no_grad():
+        expected = reference(x)[0].numpy()
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime as ort
+
+        ops = {node.op_type for node in onnx.load(exported).graph.node}
+        assert "Conv" in ops and not any(op.startswith("ConvMixer") for op in ops)  # standard ops only
+        session = ort.InferenceSession(exported, providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    else:
+        got = torch.jit.load(exported)(x)
+        got = (got[0] if isinstance(got, (list, tuple)) else got).numpy()
+    # Tolerance: 1e-4 of the output range (box pixels and class scores share one tensor).
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
