@@ -22,7 +22,7 @@ _state = {"tasks_loaded": False}
 
 
 def _after_import(module) -> None:
-    """Finish registration after an ``ultralytics.*`` module executes; failures only warn (stock models keep working)."""
+    """Finish registration after an ``ultralytics.*`` module executes; failures only warn (stock models work)."""
     name = module.__name__
     if name != TARGET and not _state["tasks_loaded"]:
         return  # nothing to do before the model parser exists; avoids importing torch early
