@@ -167,8 +167,8 @@ def test_data_tasks_are_told_from_labels(tmp_path_factory):
 def test_overrides_are_converted_like_the_yolo_cli():
     from ultralytics_convmixer.compare import parse_overrides, training_args
 
-    args = parse_overrides(["epochs=3", "lr0=0.02", "cache=False", "device=cpu", "fraction=0.25", "close_mosaic=None"])
-    assert args == {"epochs": 3, "lr0": 0.02, "cache": False, "device": "cpu", "fraction": 0.25, "close_mosaic": None}
+    args = parse_overrides(["epochs=3", "lr0=0.02", "cache=False", "device=cpu", "fraction=0.25", "time=None"])
+    assert args == {"epochs": 3, "lr0": 0.02, "cache": False, "device": "cpu", "fraction": 0.25, "time": None}
     assert training_args({"seed": 7, "data": "x.yaml"}) == {"seed": 7, "deterministic": True}
 
 

@@ -26,6 +26,7 @@ def test_one_packaged_yaml_per_task():
     assert sorted(p.name for p in model_yamls()) == sorted(f"yolov8-convmixer{suffix}.yaml" for suffix in TASKS)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name, task, scale", MODELS)
 def test_builds_and_runs_forward_at_small_large_and_non_square_sizes(name, task, scale):
     model = YOLO(name)

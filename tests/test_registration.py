@@ -159,6 +159,7 @@ def test_interpreter_start_imports_neither_torch_nor_ultralytics():
     assert not [m for m in modules if m.split(".")[0] in {"torch", "ultralytics", "numpy"}]
 
 
+@pytest.mark.smoke
 def test_a_fresh_interpreter_sees_the_plugin_without_importing_it():
     code = "from ultralytics.nn.tasks import DetectionModel; print(type(DetectionModel('yolov8n-convmixer.yaml', verbose=False).model[0]).__name__)"  # noqa: E501
     assert run_python(code).stdout.strip() == "ConvMixerBackbone"

@@ -52,6 +52,7 @@ def cli_run(tmp_path_factory):
     return project / "cli", data
 
 
+@pytest.mark.smoke
 def test_yolo_cli_trains_and_saves_weights_and_metrics(cli_run):
     run_dir, _ = cli_run
     assert (run_dir / "weights" / "best.pt").stat().st_size > 1e6 and (run_dir / "weights" / "last.pt").is_file()

@@ -84,28 +84,30 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     """
     if os.environ.get(ENV_FAST_DWCONV, "1").strip() == "0":
         return f"disabled by {ENV_FAST_DWCONV}=0"
+    if torch.onnx.is_in_onnx_export():  # before tracing: the TorchScript-based exporter traces
+        return "ONNX export (the graph must hold a standard Conv)"
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing (the graph must hold a standard convolution)"
-    if torch.onnx.is_in_onnx_export():
-        return "ONNX export (the graph must hold a standard Conv)"
     if torch.compiler.is_compiling():
         return "torch.compile (Inductor generates its own convolution)"
-    if not x.is_cuda:
-        return f"input is on {x.device.type}, not CUDA"
-    if x.dim() != 4:
-        return f"input must be 4-D (N, C, H, W), got {x.dim()}-D"
     k = module.kernel_size
     if k[0] != k[1] or k[0] not in SUPPORTED_KERNELS:
         return f"kernel {tuple(k)} is not square with an odd size in {SUPPORTED_KERNELS}"
     c = module.in_channels
     if not (
-        module.out_channels == c == module.groups == x.shape[1]
+        module.out_channels == c == module.groups
         and tuple(module.stride) == (1, 1)
         and tuple(module.dilation) == (1, 1)
         and tuple(module.padding) == (k[0] // 2, k[0] // 2)
         and module.padding_mode == "zeros"
     ):
-        return "not a stride-1, 'same'-padded depthwise convolution matching the input channels"
+        return "not a stride-1, 'same'-padded depthwise convolution"
+    if x.dim() != 4 or x.shape[1] != c:
+        return f"input shape {tuple(x.shape)} is not (N, {c}, H, W)"  # incl. unbatched 3-D input
+    if not x.is_cuda:
+        return f"input is on {x.device.type}, not CUDA"
+    if module.weight.device != x.device:
+        return "input and parameters are on different devices"  # nn.Conv2d raises the proper error
     dtype = x.dtype
     if dtype in SUPPORTED_DTYPES and torch.is_autocast_enabled("cuda"):
         dtype = torch.get_autocast_dtype("cuda")  # what nn.Conv2d would compute in

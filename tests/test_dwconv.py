@@ -1,0 +1,291 @@
+"""Tests of DepthwiseConv2d: exact nn.Conv2d fallback, dispatcher, export, and the Triton kernels on CPU.
+
+The Triton kernels are checked with Triton's interpreter (``TRITON_INTERPRET=1``) in a subprocess, so the variable
+does not leak into other tests; run this file directly to see the errors: ``TRITON_INTERPRET=1 python
+tests/test_dwconv.py``.
+"""
+
+import copy
+import importlib.util
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from ultralytics_convmixer import dwconv
+from ultralytics_convmixer.dwconv import DepthwiseConv2d, fast_path_reason
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+
+def plain_conv(c: int, k: int, bias: bool = True) -> nn.Conv2d:
+    return nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=bias)
+
+
+class FakeCudaTensor:
+    """Just enough of a CUDA tensor for fast_path_reason, so its accept branch is testable without a GPU."""
+
+    def __init__(self, shape, dtype=torch.float32):
+        self.shape, self.dtype = torch.Size(shape), dtype
+        self.is_cuda, self.device = True, torch.device("cuda", 0)
+
+    def dim(self):
+        return len(self.shape)
+
+    def numel(self):
+        return self.shape.numel()
+
+    def is_floating_point(self):
+        return self.dtype.is_floating_point
+
+
+class ReasonRecorder(nn.Module):
+    """Runs a DepthwiseConv2d and records the dispatcher's reason, as seen inside forward (e.g. while tracing)."""
+
+    def __init__(self, c: int = 4, k: int = 9):
+        super().__init__()
+        self.dw = DepthwiseConv2d(c, k)
+        self.reasons = []
+
+    def forward(self, x):
+        self.reasons.append(fast_path_reason(x, self.dw))
+        return self.dw(x)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Fallback path == nn.Conv2d
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [3, 7, 9, 13])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fallback_equals_conv2d(k, bias, channels_last):
+    torch.manual_seed(k)
+    ours, ref = DepthwiseConv2d(6, k, bias=bias), plain_conv(6, k, bias)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 6, 11, 13)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(xa), ref(xb)
+    assert torch.equal(ya, yb)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    assert torch.equal(xa.grad, xb.grad)
+    assert torch.equal(ours.weight.grad, ref.weight.grad)
+    if bias:
+        assert torch.equal(ours.bias.grad, ref.bias.grad)
+
+
+def test_signature_and_parameters_unchanged():
+    m = DepthwiseConv2d(8)
+    assert isinstance(m, nn.Conv2d)
+    assert (m.kernel_size, m.padding, m.stride, m.groups) == ((9, 9), (4, 4), (1, 1), 8)
+    assert tuple(m.weight.shape) == (8, 1, 9, 9) and tuple(m.bias.shape) == (8,)
+    assert DepthwiseConv2d(8, 5, bias=False).bias is None
+
+
+def test_state_dict_round_trip():
+    ours, ref = DepthwiseConv2d(5, 7), plain_conv(5, 7)
+    assert list(ours.state_dict()) == list(ref.state_dict()) == ["weight", "bias"]
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    back = DepthwiseConv2d(5, 7)
+    back.load_state_dict(ref.state_dict(), strict=True)
+    for key, value in ours.state_dict().items():
+        assert torch.equal(value, back.state_dict()[key])
+
+
+def test_pickle_and_deepcopy():
+    m = DepthwiseConv2d(4, 5)
+    x = torch.randn(1, 4, 6, 6)
+    for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert type(clone) is DepthwiseConv2d
+        assert torch.equal(clone(x), m(x))
+
+
+def test_import_does_not_import_triton():
+    code = "import sys, ultralytics_convmixer.dwconv as d; d.DepthwiseConv2d(4)(__import__('torch').zeros(1, 4, 9, 9))"
+    code += "; assert 'triton' not in sys.modules, 'triton imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Dispatcher
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_dispatcher_cpu_falls_back():
+    m = DepthwiseConv2d(4, 9)
+    assert "not CUDA" in fast_path_reason(torch.randn(1, 4, 8, 8), m)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
+def test_dispatcher_accepts_supported_cuda_input():
+    for k in dwconv.SUPPORTED_KERNELS:
+        for dtype in dwconv.SUPPORTED_DTYPES:
+            m = DepthwiseConv2d(8, k).to(dtype)
+            assert fast_path_reason(FakeCudaTensor((2, 8, 20, 20), dtype), m) is None
+
+
+def test_dispatcher_env_var(monkeypatch):
+    m = DepthwiseConv2d(8, 9)
+    monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "0")
+    assert "disabled" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), m)
+    monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "1")
+    assert "disabled" not in (fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), m) or "")
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 8, 15])
+def test_dispatcher_unsupported_kernels(k):
+    assert "kernel" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), DepthwiseConv2d(8, k))
+
+
+def test_dispatcher_other_unsupported_cases():
+    x = FakeCudaTensor((2, 8, 20, 20))
+    non_square = nn.Conv2d(8, 8, (3, 5), padding=(1, 2), groups=8)
+    assert "kernel" in fast_path_reason(x, non_square)
+    assert "depthwise" in fast_path_reason(x, nn.Conv2d(8, 8, 9, padding=4, stride=2, groups=8))
+    assert "depthwise" in fast_path_reason(x, nn.Conv2d(8, 8, 9, padding=0, groups=8))
+    assert "depthwise" in fast_path_reason(x, nn.Conv2d(8, 8, 9, padding=4, groups=8, padding_mode="reflect"))
+    m = DepthwiseConv2d(8, 9)
+    assert "shape" in fast_path_reason(FakeCudaTensor((8, 20, 20)), m)  # unbatched input
+    assert "dtype" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20), torch.float16), m)  # fp32 weights
+    assert "dtype" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20), torch.float64), m.double())
+    assert "empty" in fast_path_reason(FakeCudaTensor((0, 8, 20, 20)), m)
+
+
+def test_dispatcher_tracing_and_onnx_export():
+    rec = ReasonRecorder()
+    x = torch.randn(1, 4, 10, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(rec, x)
+        assert "tracing" in rec.reasons[-1]
+        assert torch.equal(traced(x), rec.dw(x))
+        rec.reasons.clear()
+        torch.onnx.export(rec, (x,), io.BytesIO(), dynamo=False)
+    assert rec.reasons and all("ONNX" in r for r in rec.reasons)
+
+
+def test_torchscript_script_and_trace():
+    m = DepthwiseConv2d(4, 9).eval()
+    x = torch.randn(2, 4, 12, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted, traced = torch.jit.script(m), torch.jit.trace(m, x)
+    assert torch.equal(scripted(x), m(x)) and torch.equal(traced(x), m(x))
+    assert "aten::_convolution" in str(traced.graph) or "aten::conv2d" in str(traced.graph)
+
+
+def test_onnx_export_has_only_standard_ops():
+    onnx = pytest.importorskip("onnx")
+    model = nn.Sequential(DepthwiseConv2d(8, 9), nn.GELU(), nn.Conv2d(8, 8, 1)).eval()
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 8, 16, 16),), f, dynamo=False, opset_version=17)
+    graph = onnx.load_from_string(f.getvalue()).graph
+    assert all(node.domain in ("", "ai.onnx") for node in graph.node), [n.domain for n in graph.node]
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    assert len(convs) == 2
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in convs[0].attribute}
+    assert attrs["group"] == 8 and list(attrs["kernel_shape"]) == [9, 9] and list(attrs["pads"]) == [4, 4, 4, 4]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Triton kernels under the interpreter
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed, so the Triton kernels cannot be checked")
+def test_triton_kernels_under_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, __file__], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["failures"] == [], report["failures"]
+    assert report["cases"] >= 15
+
+
+def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((a.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+
+
+def _check_case(n, c, h, w, k, dtype, channels_last, bias=True, grads="xwb", seed=0):
+    """Compare depthwise_conv2d_triton (value and gradients) with float64 F.conv2d; return {name: rel. error}."""
+    gen = torch.Generator().manual_seed(seed)
+    x, wt = torch.randn(n, c, h, w, generator=gen).to(dtype), torch.randn(c, 1, k, k, generator=gen).to(dtype)
+    b = torch.randn(c, generator=gen).to(dtype) if bias else None
+    g = torch.randn(n, c, h, w, generator=gen).to(dtype)
+    ref_in = [t.double().requires_grad_() if t is not None else None for t in (x, wt, b)]
+    y_ref = dwconv.reference_conv(*ref_in)
+    y_ref.backward(g.double())
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ours = [x.requires_grad_("x" in grads), wt.requires_grad_("w" in grads)]
+    ours.append(b.requires_grad_("b" in grads) if b is not None else None)
+    y = dwconv.depthwise_conv2d_triton(*ours)
+    assert y.dtype == dtype and y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    y.backward(g)
+    errs = {"y": _rel_err(y, y_ref)}
+    for name, t, r in zip("xwb", ours, ref_in):
+        if t is not None and name in grads:
+            assert t.grad.dtype == dtype and t.grad.shape == t.shape
+            errs[name] = _rel_err(t.grad, r.grad)
+    return errs, (ours[1].grad.clone() if "w" in grads else None)
+
+
+def _interpreter_main() -> None:
+    """Run the interpreter checks (``TRITON_INTERPRET=1`` must be set) and print a JSON report as the last line."""
+    assert os.environ.get("TRITON_INTERPRET") == "1", "set TRITON_INTERPRET=1"
+    # Few weight-gradient programs, so that each loops over several pixels and the last one is ragged.
+    dwconv._WGRAD_PROGRAMS = 5
+    tol = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
+    cases = []
+    # Every kernel size, both layouts, fp32; odd channel counts and spatial sizes exercise every mask.
+    shapes = {3: (2, 5, 9, 7), 5: (2, 6, 7, 11), 7: (1, 7, 11, 9), 9: (2, 5, 9, 13), 11: (1, 6, 13, 7), 13: (1, 5, 7, 9)}
+    for k, shape in shapes.items():
+        for cl in (False, True):
+            cases.append(dict(shape=shape, k=k, dtype=torch.float32, channels_last=cl))
+    for dtype in (torch.float16, torch.bfloat16):  # low precision (fp32 accumulation, rounded output)
+        for cl in (False, True):
+            cases.append(dict(shape=(2, 6, 9, 11), k=9, dtype=dtype, channels_last=cl))
+    for cl in (False, True):  # no bias; only some gradients requested
+        cases.append(dict(shape=(2, 4, 8, 10), k=5, dtype=torch.float32, channels_last=cl, bias=False, grads="w"))
+        cases.append(dict(shape=(1, 4, 8, 10), k=3, dtype=torch.float32, channels_last=cl, grads="xb"))
+    # Small forced tiles: several pixel tiles per plane/image and several channel blocks (C = 20 > BLOCK_C = 16).
+    small = {"fwd_nchw": {"BLOCK": 32, "num_warps": 1}, "fwd_nhwc": {"TH": 4, "TW": 4, "BLOCK_C": 16, "num_warps": 1}}
+    for cl in (False, True):
+        cases.append(dict(shape=(2, 20, 9, 11), k=5, dtype=torch.float32, channels_last=cl, forced=small))
+    failures, report, wgrads = [], [], {}
+    for case in cases:
+        dwconv.FORCED_CONFIGS.clear()
+        dwconv.FORCED_CONFIGS.update(case.pop("forced", {}))
+        errs, gw = _check_case(*case.pop("shape"), **case)
+        report.append({**{k: str(v) for k, v in case.items()}, **errs})
+        if max(errs.values()) > tol[case["dtype"]]:
+            failures.append(report[-1])
+        wgrads[(case["k"], case["channels_last"], case["dtype"])] = gw
+    # Determinism: the same call gives bit-identical weight gradients.
+    _, gw = _check_case(2, 5, 9, 13, 9, torch.float32, True)
+    if not torch.equal(gw, wgrads[(9, True, torch.float32)]):
+        failures.append({"determinism": "weight gradient differs between two identical calls"})
+    for row in report:
+        print(json.dumps(row))
+    print(json.dumps({"cases": len(report), "failures": failures}))
+
+
+if __name__ == "__main__":
+    _interpreter_main()
