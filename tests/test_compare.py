@@ -110,9 +110,13 @@ def test_unknown_model(capsys):
     assert code == 2 and "unknown model 'missing.pt'" in err
 
 
-def test_missing_data_yaml(capsys):
+def test_missing_data_yaml(tmp_path, capsys):
     code, err = _error(capsys, ["compare", "--data", "no-such-data.yaml", "--no-train"])
     assert code == 2 and "data YAML not found: 'no-such-data.yaml'" in err and len(err.splitlines()) == 1
+    data = tmp_path / "empty.yaml"
+    data.write_text(f"path: {tmp_path / 'nothing'}\ntrain: images/train\nval: images/val\nnames: [a]\n")
+    code, err = _error(capsys, ["compare", "--data", str(data)])
+    assert code == 2 and f"data YAML '{data}': images not found" in err
 
 
 def test_task_mismatch(tmp_path_factory, capsys):

@@ -36,7 +36,7 @@ class FakeCudaTensor:
 
     def __init__(self, shape, dtype=torch.float32):
         self.shape, self.dtype = torch.Size(shape), dtype
-        self.is_cuda, self.device = True, torch.device("cuda", 0)
+        self.is_cuda, self.device = True, torch.device("cpu")  # the device of the (CPU) parameters of the tests
 
     def dim(self):
         return len(self.shape)
@@ -160,7 +160,7 @@ def test_dispatcher_other_unsupported_cases():
     m = DepthwiseConv2d(8, 9)
     assert "shape" in fast_path_reason(FakeCudaTensor((8, 20, 20)), m)  # unbatched input
     assert "dtype" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20), torch.float16), m)  # fp32 weights
-    assert "dtype" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20), torch.float64), m.double())
+    assert "dtype" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20), torch.float64), DepthwiseConv2d(8, 9).double())
     assert "empty" in fast_path_reason(FakeCudaTensor((0, 8, 20, 20)), m)
 
 
@@ -170,7 +170,7 @@ def test_dispatcher_tracing_and_onnx_export():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(rec, x)
-        assert "tracing" in rec.reasons[-1]
+        assert "tracing" in rec.reasons[0]  # the first call traces; check_trace then calls it untraced
         assert torch.equal(traced(x), rec.dw(x))
         rec.reasons.clear()
         torch.onnx.export(rec, (x,), io.BytesIO(), dynamo=False)
@@ -237,7 +237,8 @@ def _check_case(n, c, h, w, k, dtype, channels_last, bias=True, grads="xwb", see
     ours = [x.requires_grad_("x" in grads), wt.requires_grad_("w" in grads)]
     ours.append(b.requires_grad_("b" in grads) if b is not None else None)
     y = dwconv.depthwise_conv2d_triton(*ours)
-    assert y.dtype == dtype and y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert y.dtype == dtype and y.is_contiguous(memory_format=layout)
     y.backward(g)
     errs = {"y": _rel_err(y, y_ref)}
     for name, t, r in zip("xwb", ours, ref_in):
@@ -255,20 +256,21 @@ def _interpreter_main() -> None:
     tol = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
     cases = []
     # Every kernel size, both layouts, fp32; odd channel counts and spatial sizes exercise every mask.
-    shapes = {3: (2, 5, 9, 7), 5: (2, 6, 7, 11), 7: (1, 7, 11, 9), 9: (2, 5, 9, 13), 11: (1, 6, 13, 7), 13: (1, 5, 7, 9)}
+    shapes = {3: (2, 5, 9, 7), 5: (2, 6, 7, 11), 7: (1, 7, 11, 9), 9: (2, 5, 9, 13), 11: (1, 6, 13, 7)}
+    shapes[13] = (1, 5, 7, 9)  # an image smaller than the kernel
     for k, shape in shapes.items():
         for cl in (False, True):
             cases.append(dict(shape=shape, k=k, dtype=torch.float32, channels_last=cl))
     for dtype in (torch.float16, torch.bfloat16):  # low precision (fp32 accumulation, rounded output)
         for cl in (False, True):
-            cases.append(dict(shape=(2, 6, 9, 11), k=9, dtype=dtype, channels_last=cl))
+            cases.append(dict(shape=(2, 6, 7, 9), k=5, dtype=dtype, channels_last=cl))
     for cl in (False, True):  # no bias; only some gradients requested
         cases.append(dict(shape=(2, 4, 8, 10), k=5, dtype=torch.float32, channels_last=cl, bias=False, grads="w"))
         cases.append(dict(shape=(1, 4, 8, 10), k=3, dtype=torch.float32, channels_last=cl, grads="xb"))
     # Small forced tiles: several pixel tiles per plane/image and several channel blocks (C = 20 > BLOCK_C = 16).
     small = {"fwd_nchw": {"BLOCK": 32, "num_warps": 1}, "fwd_nhwc": {"TH": 4, "TW": 4, "BLOCK_C": 16, "num_warps": 1}}
     for cl in (False, True):
-        cases.append(dict(shape=(2, 20, 9, 11), k=5, dtype=torch.float32, channels_last=cl, forced=small))
+        cases.append(dict(shape=(1, 20, 7, 9), k=3, dtype=torch.float32, channels_last=cl, forced=small))
     failures, report, wgrads = [], [], {}
     for case in cases:
         dwconv.FORCED_CONFIGS.clear()

@@ -78,8 +78,13 @@ PLOT_METRIC = {
     "classify": "accuracy_top1",
 }
 # Data tasks each model task can train on (Ultralytics turns polygons into boxes for detect).
-ACCEPTS = {"detect": {"detect", "segment"}, "segment": {"segment"}, "pose": {"pose"}, "obb": {"obb"}}
-ACCEPTS["classify"] = {"classify"}
+ACCEPTS = {
+    "detect": {"detect", "segment"},
+    "segment": {"segment"},
+    "pose": {"pose"},
+    "obb": {"obb"},
+    "classify": {"classify"},
+}
 # Arguments compare sets itself.
 RESERVED = {"model", "task", "mode", "project", "name", "exist_ok", "resume", "save_dir"}
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm", ".heic"}
@@ -202,9 +207,10 @@ def resolve_model(arg: str) -> str:
     from .integration import model_yaml
 
     path = Path(arg).expanduser()
-    if path.is_file():
-        return str(path.resolve())
     suffix = path.suffix.lower()
+    unscaled = path.with_name(re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.name))  # yolov8n-x.yaml -> yolov8-x.yaml
+    if path.is_file() or (suffix in {".yaml", ".yml"} and len(path.parts) > 1 and unscaled.is_file()):
+        return str(path.absolute())
     if suffix in {".yaml", ".yml"} and (model_yaml(path.name) or _stock_yaml(arg)) and len(path.parts) == 1:
         return arg
     if suffix == ".pt":
@@ -383,6 +389,9 @@ def _yaml_data(spec: DataSpec) -> DataSpec:
     spec.names = dict(enumerate(names)) if isinstance(names, list) else names if isinstance(names, dict) else None
     spec.nc = len(spec.names) if spec.names else d.get("nc")
     spec.kpt_shape = d.get("kpt_shape")
+    split = _split_path(d, spec.path)
+    if not d.get("download") and split is not None and not split.exists():
+        raise CompareError(f"data YAML '{spec.arg}': images not found at '{split}' (and no 'download:' to fetch them)")
     generator = d.get("generator")
     if isinstance(generator, dict) and generator.get("task") in TASKS:
         spec.task = generator["task"]
@@ -403,20 +412,26 @@ def _data_root(d: dict, yaml_path: Path) -> Path:
     return root
 
 
-def _split_images(d: dict, yaml_path: Path, limit: int = 20) -> list[Path]:
-    """Up to ``limit`` image paths of the val split (else train), in sorted order; [] if the split is not there."""
+def _split_path(d: dict, yaml_path: Path) -> Path | None:
+    """Return the val split (else train) as Ultralytics resolves it: a folder, a ``.txt`` list or a missing path."""
     split = d.get("val") or d.get("train")
     split = split[0] if isinstance(split, (list, tuple)) and split else split
     if not isinstance(split, str):
-        return []
+        return None
     root = _data_root(d, yaml_path)
     x = (root / split).resolve()
     if not x.exists() and split.startswith("../"):
         x = (root / split[3:]).resolve()
-    if x.is_file() and x.suffix == ".txt":
+    return x
+
+
+def _split_images(d: dict, yaml_path: Path, limit: int = 20) -> list[Path]:
+    """Return up to ``limit`` image paths of the val split (else train), sorted; [] if the split is not there."""
+    x = _split_path(d, yaml_path)
+    if x is not None and x.is_file() and x.suffix == ".txt":
         lines = [ln.strip() for ln in x.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
         return [(x.parent / ln).resolve() if ln.startswith("./") else Path(ln) for ln in lines[:limit]]
-    if x.is_dir():
+    if x is not None and x.is_dir():
         return sorted(p for p in x.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     return []
 
@@ -550,7 +565,7 @@ def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path) -> d
     config = run_config(spec, data, args)
     run_dir = out / "runs" / spec.name
     if run_dir.exists():
-        log(f"{spec.name}: removing the unfinished run {run_dir}")
+        log(f"{spec.name}: removing the previous, unfinished or outdated run {run_dir}")
         shutil.rmtree(run_dir)
     state_file = state_path(out, spec.name)
     _write_json(state_file, {"status": "training", "config": config})
@@ -594,6 +609,7 @@ def _csv_epoch_time(csv_file: Path) -> float | None:
 
 def _train_child(job_file: str) -> None:
     """Train one model as described by ``job_file`` and write its results (runs in the training subprocess)."""
+    _import_ultralytics()
     import torch
     from ultralytics import YOLO
 
@@ -806,10 +822,13 @@ def profile(
         row[f"pt_b{b}_ms"] = measure_latency(model, imgsz, b, device, runs, warmup)
     del model
     if onnx_dir is not None:
-        session = onnx_session(export_onnx(yolo, onnx_dir / f"{name}.onnx", imgsz, device), device)
-        row["onnx_provider"] = session.get_providers()[0]
-        for b in LATENCY_BATCHES:
-            row[f"onnx_b{b}_ms"] = onnx_latency(session, imgsz, b, device, runs, warmup)
+        try:
+            session = onnx_session(export_onnx(yolo, onnx_dir / f"{name}.onnx", imgsz, device), device)
+            row["onnx_provider"] = session.get_providers()[0]
+            for b in LATENCY_BATCHES:
+                row[f"onnx_b{b}_ms"] = onnx_latency(session, imgsz, b, device, runs, warmup)
+        except Exception as e:  # noqa: BLE001 - keep the other columns; say why these are empty
+            log(f"{name}: ONNX export or ONNX Runtime failed, ONNX columns left empty: {_one_line(e)}")
     return row
 
 
@@ -975,16 +994,20 @@ class CompareResult:
 
 
 def _latency_device(args: dict[str, Any]) -> Any:
+    """Return the torch device of ``device=`` (the first GPU of a multi-GPU list), as Ultralytics picks it."""
     from ultralytics.utils.torch_utils import select_device
 
-    device = args.get("device")
-    device = "" if device is None else str(device)
-    if "," in device:
-        device = device.split(",")[0]  # multi-GPU training: time on the first GPU
+    device = "" if args.get("device") is None else str(args["device"])
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
-        return select_device(device, verbose=False)
+        return select_device(device.split(",")[0], verbose=False)
     except Exception as e:  # noqa: BLE001 - a bad device= is a user error
         raise CompareError(f"device '{args.get('device')}': {_one_line(e)}") from None
+    finally:  # select_device sets it for this process; later training subprocesses must not inherit it
+        if env is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = env
 
 
 def prepare(
@@ -1043,37 +1066,83 @@ def compare(
         raise CompareError(f"--latency-runs must be >= 1, got {latency_runs}")
     specs, task, data_spec = prepare(models, data, overrides)
     args = training_args(overrides)
-    device = _latency_device(args)
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     log(f"{len(specs)} models ({', '.join(s.name for s in specs)}), task {task}, data {data_spec.arg}, output {out}")
+    trained = train_all(specs, data_spec, args, out) if train_models else {}
+    device = _latency_device(args)  # after training: selecting a device changes this process's CUDA view
+    rows = profile_all(specs, data_spec, trained, _training_imgsz(args), device, latency_runs, out)
+    return write_reports(rows, task, data_spec, args, train_models, out)
 
-    trained: dict[str, dict[str, Any]] = {}
-    if train_models:
-        for spec in specs:
-            done = load_done(out, spec, run_config(spec, data_spec, args))
-            if done is not None:
-                log(f"{spec.name}: already trained with these settings ({state_path(out, spec.name)}); skipping")
-                trained[spec.name] = done
-            else:
-                trained[spec.name] = train(spec, data_spec, args, out)
 
+def train_all(specs: list[ModelSpec], data: DataSpec, args: dict[str, Any], out: Path) -> dict[str, dict[str, Any]]:
+    """Train every model that has no finished training with these settings yet, one after the other.
+
+    Args:
+        specs (list[ModelSpec]): The models.
+        data (DataSpec): The dataset.
+        args (dict[str, Any]): Training arguments.
+        out (Path): Output folder.
+
+    Returns:
+        (dict[str, dict[str, Any]]): Training results by model name.
+    """
+    trained = {}
+    for spec in specs:
+        done = load_done(out, spec, run_config(spec, data, args))
+        if done is not None:
+            log(f"{spec.name}: already trained with these settings ({state_path(out, spec.name)}); skipping")
+            trained[spec.name] = done
+        else:
+            trained[spec.name] = train(spec, data, args, out)
+    return trained
+
+
+def _training_imgsz(args: dict[str, Any]) -> int:
+    """Return the image size training uses for these arguments (Ultralytics rounds it to a multiple of the stride)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.utils.checks import check_imgsz
 
-    imgsz = args.get("imgsz", DEFAULT_CFG_DICT["imgsz"])
+    return check_imgsz(args.get("imgsz", DEFAULT_CFG_DICT["imgsz"]), stride=32, floor=32, max_dim=1)
+
+
+def profile_all(
+    specs: list[ModelSpec],
+    data: DataSpec,
+    trained: dict[str, dict[str, Any]],
+    imgsz: int,
+    device: Any,
+    runs: int,
+    out: Path,
+) -> list[dict[str, Any]]:
+    """Profile every model in this process, so that their latencies compare fairly.
+
+    Args:
+        specs (list[ModelSpec]): The models.
+        data (DataSpec): The dataset (its classes for untrained models).
+        trained (dict[str, dict[str, Any]]): Training results by model name (their weights are profiled).
+        imgsz (int): Image size, unless a training result says otherwise.
+        device (torch.device): Latency device.
+        runs (int): Timed runs per latency.
+        out (Path): Output folder (ONNX files go to ``<out>/onnx``).
+
+    Returns:
+        (list[dict[str, Any]]): One row per model: training results and profile.
+    """
     onnx_dir = out / "onnx" if _onnx_available() else None
     if onnx_dir is None:
         log("onnx/onnxruntime not installed (pip install 'ultralytics-convmixer[export]'); ONNX columns left empty")
     rows = []
     for spec in specs:
         t = trained.get(spec.name, {})
-        log(f"{spec.name}: profiling on {device} at imgsz {imgsz} ({latency_runs} runs per latency)")
-        yolo = build_model(spec, data_spec, t.get("weights"))
-        row = {"name": spec.name, "source": spec.source, "task": task, "imgsz": imgsz, **t}
-        row.update(profile(yolo, spec.name, imgsz, device, latency_runs, onnx_dir))
-        row.update(device_name=str(device), latency_runs=latency_runs)
+        size = t.get("imgsz") or imgsz  # the size training really used
+        log(f"{spec.name}: profiling on {device} at imgsz {size} ({runs} runs per latency)")
+        yolo = build_model(spec, data, t.get("weights"))
+        row = {"name": spec.name, "source": spec.source, "task": spec.task, **t, "imgsz": size}
+        row.update(profile(yolo, spec.name, size, device, runs, onnx_dir))
+        row.update(device_name=str(device), latency_runs=runs)
         rows.append(row)
-    return write_reports(rows, task, data_spec, args, train_models, out)
+    return rows
 
 
 def write_reports(

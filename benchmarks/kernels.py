@@ -1,0 +1,324 @@
+"""Benchmark the Triton depthwise convolution against cuDNN, and check its values and gradients.
+
+For each shape and kernel size it times, with CUDA events (median of ``--reps`` after ``--warmup`` calls):
+
+* cuDNN: ``F.conv2d(x, w, b, padding=k // 2, groups=C)``, forward and forward + backward (input, weight and bias grads);
+* ours: ``depthwise_conv2d_triton``, the same, plus its two backward kernels alone (input grad, weight + bias grads);
+
+and reports the memory-traffic floor (forward: read x, write y; forward + backward: also read grad_y and x, write
+grad_x, i.e. 2 and 5 tensor passes) at the bandwidth of a large device copy (or ``--bandwidth``), the ratio of our time
+to the floor and to cuDNN with k = 7 (the fastest cuDNN kernel size that still grows the receptive field).
+
+``--check`` compares values and all gradients with float64 ``F.conv2d`` for every supported kernel size, dtype and
+layout, checks that the weight gradient is bit-identical across calls and that the dispatcher picks the fast path.
+
+Examples::
+
+    python benchmarks/kernels.py --check --out kernels.json            # CUDA: fp16 channels_last, every shape and k
+    python benchmarks/kernels.py --layout contiguous --dtype bf16 --ks 7 9
+    python benchmarks/kernels.py --device cpu --check                  # CI smoke test: small shapes, nn.Conv2d only
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from ultralytics_convmixer import dwconv  # noqa: E402
+from ultralytics_convmixer.dwconv import DepthwiseConv2d, depthwise_conv2d_triton, fast_path_reason  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+GPU_SHAPES = [(32, 64, 160, 160), (32, 128, 80, 80), (32, 256, 40, 40), (32, 512, 20, 20)]
+CPU_SHAPES = [(2, 16, 24, 24), (2, 32, 12, 12)]
+CPU_KS = [7, 9]
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
+    p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--layout", default="channels_last", choices=["channels_last", "contiguous"])
+    p.add_argument("--ks", type=int, nargs="+", default=None, help="kernel sizes (default 3..13 CUDA, 7 9 CPU)")
+    p.add_argument("--shapes", nargs="+", default=None, help="N,C,H,W ... (default: the four ConvMixer shapes)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 10 CUDA, 1 CPU)")
+    p.add_argument("--reps", type=int, default=None, help="timed calls (default 50 CUDA, 3 CPU)")
+    p.add_argument("--bandwidth", type=float, default=None, help="GB/s for the floor (default: measure a copy)")
+    p.add_argument("--no-autotune", action="store_true", help="use the first config of each kernel (faster start)")
+    p.add_argument("--check", action="store_true", help="also check values and gradients against float64")
+    p.add_argument("--skip-bench", action="store_true", help="only run --check")
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    return p.parse_args(argv)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(fn: Callable[[], object], device: torch.device, warmup: int, reps: int) -> float:
+    """Median time of ``fn`` in ms: CUDA events around each call on GPU, ``perf_counter`` on CPU."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def measure_bandwidth(device: torch.device) -> float:
+    """Device-memory bandwidth in GB/s from a large copy (read + write), median of several."""
+    n = (1 << 30) if device.type == "cuda" else (1 << 26)  # bytes per buffer: far larger than any cache
+    src = torch.empty(n, dtype=torch.uint8, device=device).fill_(1)
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src), device, warmup=3, reps=10 if device.type == "cuda" else 3)
+    return 2 * n / (ms * 1e-3) / 1e9
+
+
+def make_inputs(shape, k, dtype, device, channels_last, requires_grad=True, seed=0):
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n, c, h, w = shape
+    x = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = (torch.randn(c, 1, k, k, generator=gen) / k).to(device=device, dtype=dtype)
+    bias = torch.randn(c, generator=gen).to(device=device, dtype=dtype)
+    grad = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
+    grad = grad.contiguous(memory_format=torch.channels_last) if channels_last else grad
+    return [t.requires_grad_(requires_grad) for t in (x, weight, bias)], grad
+
+
+def cudnn_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
+
+
+def fwd_bwd(conv, inputs, grad) -> Callable[[], None]:
+    def run():
+        for t in inputs:
+            t.grad = None
+        conv(*inputs).backward(grad)
+
+    return run
+
+
+def fwd_only(conv, inputs) -> Callable[[], None]:
+    def run():
+        with torch.no_grad():
+            conv(*inputs)
+
+    return run
+
+
+def bench_row(shape, k, args, device, bandwidth_gbps, cudnn_k7: Dict[Tuple[int, ...], float]) -> dict:
+    """Time one (shape, k) for cuDNN (or nn.Conv2d on CPU) and ours; return one result row."""
+    dtype, channels_last = DTYPES[args.dtype], args.layout == "channels_last"
+    inputs, grad = make_inputs(shape, k, dtype, device, channels_last)
+    module = DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
+    row = {"shape": list(shape), "k": k, "dtype": args.dtype, "layout": args.layout}
+    row["fast_path_reason"] = fast_path_reason(inputs[0], module)
+    ours = depthwise_conv2d_triton if row["fast_path_reason"] is None else cudnn_conv
+    t = lambda fn: time_ms(fn, device, args.warmup, args.reps)  # noqa: E731
+    row["cudnn_fwd_ms"] = t(fwd_only(cudnn_conv, inputs))
+    row["cudnn_fwdbwd_ms"] = t(fwd_bwd(cudnn_conv, inputs, grad))
+    t0 = time.perf_counter()
+    fwd_bwd(ours, inputs, grad)()  # the first call compiles and autotunes
+    sync(device)
+    row["ours_first_call_s"] = time.perf_counter() - t0
+    row["ours_fwd_ms"] = t(fwd_only(ours, inputs))
+    row["ours_fwdbwd_ms"] = t(fwd_bwd(ours, inputs, grad))
+    if ours is depthwise_conv2d_triton:  # the backward kernels alone, for tuning
+        x, weight, _ = (v.detach() for v in inputs)
+        nhwc = channels_last
+        w_flat = weight.flip((2, 3)).reshape(shape[1], k * k).float()
+        w_flat = (w_flat.t() if nhwc else w_flat).contiguous()
+        row["ours_bwd_input_ms"] = t(lambda: dwconv._conv_same(grad, w_flat, None, k, nhwc))
+        row["ours_bwd_weight_ms"] = t(lambda: dwconv._weight_grad(x, grad, k, nhwc, True))
+        ks = dwconv._kernels()
+        best = ks["fwd_nhwc" if nhwc else "fwd_nchw"].best_config
+        row["ours_fwd_config"] = str(best) if best is not None else None
+    size = shape[0] * shape[1] * shape[2] * shape[3] * torch.finfo(dtype).bits // 8
+    row["floor_fwd_ms"] = 2 * size / (bandwidth_gbps * 1e9) * 1e3
+    row["floor_fwdbwd_ms"] = 5 * size / (bandwidth_gbps * 1e9) * 1e3
+    row["ours_over_floor"] = row["ours_fwdbwd_ms"] / row["floor_fwdbwd_ms"]
+    row["cudnn_over_ours"] = row["cudnn_fwdbwd_ms"] / row["ours_fwdbwd_ms"]
+    if k == 7:
+        cudnn_k7[tuple(shape)] = row["cudnn_fwdbwd_ms"]
+    return row
+
+
+def check_all(device: torch.device, ks: Sequence[int]) -> dict:
+    """Compare values and gradients with float64 for every k, dtype and layout; check determinism and dispatch."""
+    use_triton = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+    conv = depthwise_conv2d_triton if use_triton else DepthwiseConv2d  # DepthwiseConv2d: the CPU fallback
+    shape = (2, 24, 23, 29) if device.type == "cuda" else (2, 5, 9, 7)  # odd sizes, C not a multiple of 16
+    results, failures = [], []
+    for k in ks:
+        for name, dtype in DTYPES.items():
+            for channels_last in (False, True):
+                (x, weight, bias), grad = make_inputs(shape, k, dtype, device, channels_last, seed=k)
+                ref = [t.detach().double().requires_grad_() for t in (x, weight, bias)]
+                cudnn_conv(*ref).backward(grad.double())
+                if conv is DepthwiseConv2d:
+                    module = DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
+                    with torch.no_grad():
+                        module.weight.copy_(weight)
+                        module.bias.copy_(bias)
+                    y = module(x)
+                    y.backward(grad)
+                    got = [y, x.grad, module.weight.grad, module.bias.grad]
+                else:
+                    y = conv(x, weight, bias)
+                    y.backward(grad)
+                    got = [y, x.grad, weight.grad, bias.grad]
+                    first_wgrad = weight.grad.clone()
+                    weight.grad = None
+                    conv(x, weight, bias).backward(grad)
+                    if not torch.equal(first_wgrad, weight.grad):
+                        failures.append({"k": k, "dtype": name, "channels_last": channels_last, "nondeterministic": 1})
+                want = [cudnn_conv(*ref).detach(), ref[0].grad, ref[1].grad, ref[2].grad]
+                errs = {
+                    key: ((a.double() - b).abs().max() / b.abs().max()).item()
+                    for key, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), got, want)
+                }
+                layout_ok = y.is_contiguous(
+                    memory_format=torch.channels_last if channels_last else torch.contiguous_format
+                )
+                row = {"k": k, "dtype": name, "channels_last": channels_last, **errs, "layout_ok": layout_ok}
+                results.append(row)
+                if max(errs.values()) > TOLERANCE[dtype] or not layout_ok:
+                    failures.append(row)
+    dispatch = {}
+    if device.type == "cuda":  # the module must choose the fast path on CUDA, and not under tracing
+        module = DepthwiseConv2d(16, 9).to(device)
+        x = torch.randn(2, 16, 20, 20, device=device)
+        dispatch["cuda"] = fast_path_reason(x, module)
+        with torch.autocast("cuda", dtype=torch.float16):
+            dispatch["autocast_fp16"] = fast_path_reason(x, module)
+            y = module(x)
+        dispatch["autocast_output_dtype"] = str(y.dtype)
+        if dispatch["cuda"] is not None or dispatch["autocast_fp16"] is not None or y.dtype != torch.float16:
+            failures.append({"dispatch": dispatch})
+    max_err = {
+        name: max(max(r[key] for key in ("y", "grad_x", "grad_w", "grad_b")) for r in results if r["dtype"] == name)
+        for name in DTYPES
+    }
+    path = "triton" if use_triton else "nn.Conv2d fallback"
+    return {"path": path, "shape": list(shape), "max_rel_err": max_err, "failures": failures, "dispatch": dispatch,
+            "results": results}  # fmt: skip
+
+
+def fmt(v: Optional[float], digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def markdown(rows: List[dict], cudnn_k7: Dict[Tuple[int, ...], float]) -> str:
+    head = (
+        "| shape (N, C, H, W) | k | cuDNN fwd | ours fwd | cuDNN fwd+bwd | ours fwd+bwd | ours bwd dx | ours bwd dW "
+        "| cuDNN/ours | ours/cuDNN k=7 | floor | ours/floor |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        k7 = cudnn_k7.get(tuple(r["shape"]))
+        lines.append(
+            f"| {', '.join(map(str, r['shape']))} | {r['k']} | {fmt(r['cudnn_fwd_ms'])} | {fmt(r['ours_fwd_ms'])} "
+            f"| {fmt(r['cudnn_fwdbwd_ms'])} | {fmt(r['ours_fwdbwd_ms'])} | {fmt(r.get('ours_bwd_input_ms'))} "
+            f"| {fmt(r.get('ours_bwd_weight_ms'))} | {fmt(r['cudnn_over_ours'])} "
+            f"| {fmt(r['ours_fwdbwd_ms'] / k7 if k7 else None)} | {fmt(r['floor_fwdbwd_ms'], 3)} "
+            f"| {fmt(r['ours_over_floor'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("CUDA is not available; use --device cpu")
+    cuda = device.type == "cuda"
+    args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
+    args.reps = args.reps if args.reps is not None else (50 if cuda else 3)
+    args.dtype = args.dtype or ("fp16" if cuda else "fp32")
+    args.ks = args.ks or (list(dwconv.SUPPORTED_KERNELS) if cuda else CPU_KS)
+    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else None
+    shapes = shapes or (GPU_SHAPES if cuda else CPU_SHAPES)
+    if args.no_autotune and cuda:
+        ks = dwconv._kernels()
+        for name in ("fwd_nchw", "fwd_nhwc"):
+            config = ks["configs"][name][0]
+            dwconv.FORCED_CONFIGS[name] = {**config.kwargs, "num_warps": config.num_warps}
+    result = {
+        "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "triton": _triton_version(),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
+    if args.check:
+        t0 = time.perf_counter()
+        check = result["check"] = check_all(device, args.ks)
+        check["seconds"] = time.perf_counter() - t0
+        print(f"check ({check['path']}, {check['seconds']:.1f} s): max relative error {check['max_rel_err']}")
+        for failure in check["failures"]:
+            print("CHECK FAILED:", failure)
+    rows: List[dict] = []
+    cudnn_k7: Dict[Tuple[int, ...], float] = {}
+    if not args.skip_bench:
+        measured = args.bandwidth is None
+        bandwidth = measure_bandwidth(device) if measured else args.bandwidth
+        result["bandwidth_gbps"], result["bandwidth_source"] = bandwidth, "measured copy" if measured else "given"
+        print(f"{result['device']}: {bandwidth:.0f} GB/s ({result['bandwidth_source']}); {args.dtype} {args.layout}")
+        for shape in shapes:
+            for k in sorted(args.ks, key=lambda v: v != 7):  # k = 7 first: the cuDNN reference of every row
+                rows.append(bench_row(shape, k, args, device, bandwidth, cudnn_k7))
+                r = rows[-1]
+                print(
+                    f"  {shape} k={k}: cuDNN {r['cudnn_fwdbwd_ms']:.3f} ms, ours {r['ours_fwdbwd_ms']:.3f} ms "
+                    f"(first call {r['ours_first_call_s']:.1f} s)",
+                    flush=True,
+                )
+        rows.sort(key=lambda r: (shapes.index(tuple(r["shape"])), r["k"]))
+        for r in rows:
+            k7 = cudnn_k7.get(tuple(r["shape"]))
+            r["ours_over_cudnn_k7"] = r["ours_fwdbwd_ms"] / k7 if k7 else None
+        result["rows"] = rows
+        print()
+        print(f"Times in ms, median of {args.reps}; {args.dtype}, {args.layout}; floor at {bandwidth:.0f} GB/s.")
+        print(markdown(rows, cudnn_k7))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+    return 1 if args.check and result["check"]["failures"] else 0
+
+
+def _triton_version() -> Optional[str]:
+    try:
+        import triton
+
+        return triton.__version__
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
