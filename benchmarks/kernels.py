@@ -7,7 +7,7 @@ For each shape and kernel size it times, with CUDA events (median of ``--reps`` 
 
 and reports the memory-traffic floor (forward: read x, write y; forward + backward: also read grad_y and x, write
 grad_x, i.e. 2 and 5 tensor passes) at the bandwidth of a large device copy (or ``--bandwidth``), the ratio of our time
-to the floor and to cuDNN with k = 7 (the fastest cuDNN kernel size that still grows the receptive field).
+to the floor and to cuDNN with k = 7 (the largest kernel cuDNN runs fast: the alternative to a fast k = 9).
 
 ``--check`` compares values and all gradients with float64 ``F.conv2d`` for every supported kernel size, dtype and
 layout, checks that the weight gradient is bit-identical across calls and that the dispatcher picks the fast path.
@@ -27,7 +27,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,15 +48,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
     p.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default fp16 on CUDA, fp32 on CPU")
-    p.add_argument("--layout", default="channels_last", choices=["channels_last", "contiguous"])
+    p.add_argument("--layout", default="channels_last", choices=["channels_last", "contiguous", "both"])
     p.add_argument("--ks", type=int, nargs="+", default=None, help="kernel sizes (default 3..13 CUDA, 7 9 CPU)")
     p.add_argument("--shapes", nargs="+", default=None, help="N,C,H,W ... (default: the four ConvMixer shapes)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 10 CUDA, 1 CPU)")
     p.add_argument("--reps", type=int, default=None, help="timed calls (default 50 CUDA, 3 CPU)")
     p.add_argument("--bandwidth", type=float, default=None, help="GB/s for the floor (default: measure a copy)")
     p.add_argument("--no-autotune", action="store_true", help="use the first config of each kernel (faster start)")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="set torch.backends.cudnn.benchmark = True")
     p.add_argument("--check", action="store_true", help="also check values and gradients against float64")
-    p.add_argument("--skip-bench", action="store_true", help="only run --check")
+    p.add_argument("--skip-bench", action="store_true", help="only run --check (or --compile-report)")
+    p.add_argument(
+        "--compile-report",
+        action="store_true",
+        help="compile every kernel config for sm_90a (no GPU needed) and report ptxas registers and spills",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     return p.parse_args(argv)
 
@@ -130,12 +136,12 @@ def fwd_only(conv, inputs) -> Callable[[], None]:
     return run
 
 
-def bench_row(shape, k, args, device, bandwidth_gbps, cudnn_k7: Dict[Tuple[int, ...], float]) -> dict:
+def bench_row(shape, k, layout, args, device, bandwidth_gbps, cudnn_k7: Dict[tuple, float]) -> dict:
     """Time one (shape, k) for cuDNN (or nn.Conv2d on CPU) and ours; return one result row."""
-    dtype, channels_last = DTYPES[args.dtype], args.layout == "channels_last"
+    dtype, channels_last = DTYPES[args.dtype], layout == "channels_last"
     inputs, grad = make_inputs(shape, k, dtype, device, channels_last)
     module = DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
-    row = {"shape": list(shape), "k": k, "dtype": args.dtype, "layout": args.layout}
+    row = {"shape": list(shape), "k": k, "dtype": args.dtype, "layout": layout}
     row["fast_path_reason"] = fast_path_reason(inputs[0], module)
     ours = depthwise_conv2d_triton if row["fast_path_reason"] is None else cudnn_conv
     t = lambda fn: time_ms(fn, device, args.warmup, args.reps)  # noqa: E731
@@ -150,66 +156,87 @@ def bench_row(shape, k, args, device, bandwidth_gbps, cudnn_k7: Dict[Tuple[int, 
     if ours is depthwise_conv2d_triton:  # the backward kernels alone, for tuning
         x, weight, _ = (v.detach() for v in inputs)
         nhwc = channels_last
-        w_flat = weight.flip((2, 3)).reshape(shape[1], k * k).float()
-        w_flat = (w_flat.t() if nhwc else w_flat).contiguous()
+        w_flat = dwconv._taps(weight, nhwc, flip=True)
         row["ours_bwd_input_ms"] = t(lambda: dwconv._conv_same(grad, w_flat, None, k, nhwc))
         row["ours_bwd_weight_ms"] = t(lambda: dwconv._weight_grad(x, grad, k, nhwc, True))
         ks = dwconv._kernels()
-        best = ks["fwd_nhwc" if nhwc else "fwd_nchw"].best_config
-        row["ours_fwd_config"] = str(best) if best is not None else None
+        names = ("fwd_nhwc", "wgrad_nhwc") if nhwc else ("fwd_nchw",)
+        row["ours_configs"] = {name: str(getattr(ks[name], "best_config", None)) for name in names}
     size = shape[0] * shape[1] * shape[2] * shape[3] * torch.finfo(dtype).bits // 8
     row["floor_fwd_ms"] = 2 * size / (bandwidth_gbps * 1e9) * 1e3
     row["floor_fwdbwd_ms"] = 5 * size / (bandwidth_gbps * 1e9) * 1e3
     row["ours_over_floor"] = row["ours_fwdbwd_ms"] / row["floor_fwdbwd_ms"]
     row["cudnn_over_ours"] = row["cudnn_fwdbwd_ms"] / row["ours_fwdbwd_ms"]
     if k == 7:
-        cudnn_k7[tuple(shape)] = row["cudnn_fwdbwd_ms"]
+        cudnn_k7[(layout, *shape)] = row["cudnn_fwdbwd_ms"]
     return row
 
 
+def check_one(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, device: torch.device) -> dict:
+    """Relative errors of one convolution's value and gradients against float64, plus determinism and layout."""
+    (x, weight, bias), grad = make_inputs(shape, k, dtype, device, channels_last, seed=k)
+    ref = [t.detach().double().requires_grad_() for t in (x, weight, bias)]
+    y_ref = cudnn_conv(*ref)
+    y_ref.backward(grad.double())
+    if conv is DepthwiseConv2d:  # the module (the nn.Conv2d fallback on CPU)
+        module = DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
+        with torch.no_grad():
+            module.weight.copy_(weight)
+            module.bias.copy_(bias)
+        conv = lambda x_, w_, b_: module(x_)  # noqa: E731
+        weight, bias = module.weight, module.bias
+    y = conv(x, weight, bias)
+    y.backward(grad)
+    got = [y.detach(), x.grad, weight.grad, bias.grad]
+    for t in (x, weight, bias):
+        t.grad = None  # the second call must not accumulate into the tensors in ``got``
+    conv(x, weight, bias).backward(grad)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    row = {"shape": list(shape), "k": k, "dtype": str(dtype).split(".")[-1], "channels_last": channels_last}
+    for key, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), got, [y_ref.detach(), *(t.grad for t in ref)]):
+        row[key] = ((a.double() - b).abs().max() / b.abs().max()).item()
+    row["deterministic"] = torch.equal(got[2], weight.grad) and torch.equal(got[3], bias.grad)
+    row["layout_ok"] = y.is_contiguous(memory_format=layout) and got[1].is_contiguous(memory_format=layout)
+    row["ok"] = row["deterministic"] and row["layout_ok"] and max(row[key] for key in ERR_KEYS) <= TOLERANCE[dtype]
+    return row
+
+
+ERR_KEYS = ("y", "grad_x", "grad_w", "grad_b")
+
+
 def check_all(device: torch.device, ks: Sequence[int]) -> dict:
-    """Compare values and gradients with float64 for every k, dtype and layout; check determinism and dispatch."""
+    """Check values and gradients against float64 for every k, dtype and layout, every kernel config, and dispatch.
+
+    Every (k, dtype, layout) runs with the first config of each kernel (autotuning them all would compile hundreds of
+    variants); every config is then checked once, at k = 9 in fp16 with C a multiple of 16 (vectorised loads).
+    """
     use_triton = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
-    conv = depthwise_conv2d_triton if use_triton else DepthwiseConv2d  # DepthwiseConv2d: the CPU fallback
+    conv = depthwise_conv2d_triton if use_triton else DepthwiseConv2d
     shape = (2, 24, 23, 29) if device.type == "cuda" else (2, 5, 9, 7)  # odd sizes, C not a multiple of 16
-    results, failures = [], []
-    for k in ks:
-        for name, dtype in DTYPES.items():
-            for channels_last in (False, True):
-                (x, weight, bias), grad = make_inputs(shape, k, dtype, device, channels_last, seed=k)
-                ref = [t.detach().double().requires_grad_() for t in (x, weight, bias)]
-                cudnn_conv(*ref).backward(grad.double())
-                if conv is DepthwiseConv2d:
-                    module = DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
-                    with torch.no_grad():
-                        module.weight.copy_(weight)
-                        module.bias.copy_(bias)
-                    y = module(x)
-                    y.backward(grad)
-                    got = [y, x.grad, module.weight.grad, module.bias.grad]
-                else:
-                    y = conv(x, weight, bias)
-                    y.backward(grad)
-                    got = [y, x.grad, weight.grad, bias.grad]
-                    first_wgrad = weight.grad.clone()
-                    weight.grad = None
-                    conv(x, weight, bias).backward(grad)
-                    if not torch.equal(first_wgrad, weight.grad):
-                        failures.append({"k": k, "dtype": name, "channels_last": channels_last, "nondeterministic": 1})
-                want = [cudnn_conv(*ref).detach(), ref[0].grad, ref[1].grad, ref[2].grad]
-                errs = {
-                    key: ((a.double() - b).abs().max() / b.abs().max()).item()
-                    for key, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), got, want)
-                }
-                layout_ok = y.is_contiguous(
-                    memory_format=torch.channels_last if channels_last else torch.contiguous_format
-                )
-                row = {"k": k, "dtype": name, "channels_last": channels_last, **errs, "layout_ok": layout_ok}
-                results.append(row)
-                if max(errs.values()) > TOLERANCE[dtype] or not layout_ok:
-                    failures.append(row)
+    results = []
+    kernels = dwconv._kernels() if use_triton else {}
+    saved = dict(dwconv.FORCED_CONFIGS)
+    try:
+        for name, configs in kernels.get("configs", {}).items():
+            dwconv.FORCED_CONFIGS[name] = {**configs[0].kwargs, "num_warps": configs[0].num_warps}
+        for k in ks:
+            for dtype in DTYPES.values():
+                for channels_last in (False, True):
+                    results.append(check_one(conv, shape, k, dtype, channels_last, device))
+        if use_triton and 9 in ks:
+            config_shape = (2, 32, 21, 27) if device.type == "cuda" else (1, 16, 7, 9)
+            for name, configs in kernels["configs"].items():
+                for config in configs:
+                    dwconv.FORCED_CONFIGS[name] = {**config.kwargs, "num_warps": config.num_warps}
+                    row = check_one(conv, config_shape, 9, torch.float16, name != "fwd_nchw", device)
+                    results.append({**row, "config": f"{name}: {config}"})
+                dwconv.FORCED_CONFIGS[name] = {**configs[0].kwargs, "num_warps": configs[0].num_warps}
+    finally:
+        dwconv.FORCED_CONFIGS.clear()
+        dwconv.FORCED_CONFIGS.update(saved)
+    failures = [r for r in results if not r["ok"]]
     dispatch = {}
-    if device.type == "cuda":  # the module must choose the fast path on CUDA, and not under tracing
+    if device.type == "cuda":  # the module must choose the fast path on CUDA, also under autocast
         module = DepthwiseConv2d(16, 9).to(device)
         x = torch.randn(2, 16, 20, 20, device=device)
         dispatch["cuda"] = fast_path_reason(x, module)
@@ -220,28 +247,30 @@ def check_all(device: torch.device, ks: Sequence[int]) -> dict:
         if dispatch["cuda"] is not None or dispatch["autocast_fp16"] is not None or y.dtype != torch.float16:
             failures.append({"dispatch": dispatch})
     max_err = {
-        name: max(max(r[key] for key in ("y", "grad_x", "grad_w", "grad_b")) for r in results if r["dtype"] == name)
-        for name in DTYPES
+        name: max((max(r[key] for key in ERR_KEYS) for r in results if r["dtype"] == name), default=None)
+        for name in ("float32", "float16", "bfloat16")
     }
     path = "triton" if use_triton else "nn.Conv2d fallback"
-    return {"path": path, "shape": list(shape), "max_rel_err": max_err, "failures": failures, "dispatch": dispatch,
-            "results": results}  # fmt: skip
+    return dict(
+        path=path, shape=list(shape), max_rel_err=max_err, failures=failures, dispatch=dispatch, results=results
+    )
 
 
 def fmt(v: Optional[float], digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def markdown(rows: List[dict], cudnn_k7: Dict[Tuple[int, ...], float]) -> str:
+def markdown(rows: List[dict], cudnn_k7: Dict[tuple, float]) -> str:
     head = (
-        "| shape (N, C, H, W) | k | cuDNN fwd | ours fwd | cuDNN fwd+bwd | ours fwd+bwd | ours bwd dx | ours bwd dW "
-        "| cuDNN/ours | ours/cuDNN k=7 | floor | ours/floor |"
+        "| layout | shape (N, C, H, W) | k | cuDNN fwd | ours fwd | cuDNN fwd+bwd | ours fwd+bwd | ours bwd dx "
+        "| ours bwd dW | cuDNN/ours | ours/cuDNN k=7 | floor | ours/floor |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        k7 = cudnn_k7.get(tuple(r["shape"]))
+        k7 = cudnn_k7.get((r["layout"], *r["shape"]))
         lines.append(
-            f"| {', '.join(map(str, r['shape']))} | {r['k']} | {fmt(r['cudnn_fwd_ms'])} | {fmt(r['ours_fwd_ms'])} "
+            f"| {r['layout']} | {', '.join(map(str, r['shape']))} | {r['k']} | {fmt(r['cudnn_fwd_ms'])} "
+            f"| {fmt(r['ours_fwd_ms'])} "
             f"| {fmt(r['cudnn_fwdbwd_ms'])} | {fmt(r['ours_fwdbwd_ms'])} | {fmt(r.get('ours_bwd_input_ms'))} "
             f"| {fmt(r.get('ours_bwd_weight_ms'))} | {fmt(r['cudnn_over_ours'])} "
             f"| {fmt(r['ours_fwdbwd_ms'] / k7 if k7 else None)} | {fmt(r['floor_fwdbwd_ms'], 3)} "
@@ -262,9 +291,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.ks = args.ks or (list(dwconv.SUPPORTED_KERNELS) if cuda else CPU_KS)
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else None
     shapes = shapes or (GPU_SHAPES if cuda else CPU_SHAPES)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     if args.no_autotune and cuda:
         ks = dwconv._kernels()
-        for name in ("fwd_nchw", "fwd_nhwc"):
+        for name in ("fwd_nchw", "fwd_nhwc", "wgrad_nhwc"):
             config = ks["configs"][name][0]
             dwconv.FORCED_CONFIGS[name] = {**config.kwargs, "num_warps": config.num_warps}
     result = {
@@ -273,6 +303,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "triton": _triton_version(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
+    if args.compile_report:
+        result["compile_report"] = compile_report(args.ks, args.dtype)
     if args.check:
         t0 = time.perf_counter()
         check = result["check"] = check_all(device, args.ks)
@@ -281,34 +313,94 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for failure in check["failures"]:
             print("CHECK FAILED:", failure)
     rows: List[dict] = []
-    cudnn_k7: Dict[Tuple[int, ...], float] = {}
+    cudnn_k7: Dict[tuple, float] = {}
+    layouts = ["channels_last", "contiguous"] if args.layout == "both" else [args.layout]
     if not args.skip_bench:
         measured = args.bandwidth is None
         bandwidth = measure_bandwidth(device) if measured else args.bandwidth
         result["bandwidth_gbps"], result["bandwidth_source"] = bandwidth, "measured copy" if measured else "given"
         print(f"{result['device']}: {bandwidth:.0f} GB/s ({result['bandwidth_source']}); {args.dtype} {args.layout}")
-        for shape in shapes:
-            for k in sorted(args.ks, key=lambda v: v != 7):  # k = 7 first: the cuDNN reference of every row
-                rows.append(bench_row(shape, k, args, device, bandwidth, cudnn_k7))
-                r = rows[-1]
-                print(
-                    f"  {shape} k={k}: cuDNN {r['cudnn_fwdbwd_ms']:.3f} ms, ours {r['ours_fwdbwd_ms']:.3f} ms "
-                    f"(first call {r['ours_first_call_s']:.1f} s)",
-                    flush=True,
-                )
-        rows.sort(key=lambda r: (shapes.index(tuple(r["shape"])), r["k"]))
+        for layout in layouts:
+            for shape in shapes:
+                for k in sorted(args.ks, key=lambda v: v != 7):  # k = 7 first: the cuDNN reference of every row
+                    rows.append(bench_row(shape, k, layout, args, device, bandwidth, cudnn_k7))
+                    r = rows[-1]
+                    print(
+                        f"  {layout} {shape} k={k}: cuDNN {r['cudnn_fwdbwd_ms']:.3f} ms, "
+                        f"ours {r['ours_fwdbwd_ms']:.3f} ms (first call {r['ours_first_call_s']:.1f} s)",
+                        flush=True,
+                    )
+        rows.sort(key=lambda r: (layouts.index(r["layout"]), shapes.index(tuple(r["shape"])), r["k"]))
         for r in rows:
-            k7 = cudnn_k7.get(tuple(r["shape"]))
+            k7 = cudnn_k7.get((r["layout"], *r["shape"]))
             r["ours_over_cudnn_k7"] = r["ours_fwdbwd_ms"] / k7 if k7 else None
         result["rows"] = rows
         print()
         print(f"Times in ms, median of {args.reps}; {args.dtype}, {args.layout}; floor at {bandwidth:.0f} GB/s.")
+        if not cuda:
+            print("On CPU, 'cuDNN' is ATen's CPU convolution and 'ours' the nn.Conv2d fallback of DepthwiseConv2d.")
         print(markdown(rows, cudnn_k7))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
         print(f"wrote {args.out}")
     return 1 if args.check and result["check"]["failures"] else 0
+
+
+def compile_report(ks: Sequence[int], dtype: str) -> List[dict]:
+    """Compile every config of every kernel for sm_90a (H100) on the CPU; return ptxas' registers and spill bytes.
+
+    Assumes what the runtime specialises for the benchmark shapes: 16-byte aligned pointers and C % 16 == 0.
+    """
+    import re
+    import subprocess
+    import tempfile
+
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    kernels = dwconv._kernels()
+    tt = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}[dtype]
+    rows = []
+    for k in ks:
+        kk_pad = 1 << (k * k - 1).bit_length()
+        block = max(16, min(8192 // kk_pad, 1024))  # as _weight_grad for large planes
+        variants = [
+            (kernels["raw"][n], n, {**c.kwargs}, c.num_warps) for n in kernels["raw"] for c in kernels["configs"][n]
+        ]
+        variants.append((kernels["wgrad_nchw"], "wgrad_nchw", {"BLOCK": block}, 8))
+        for fn, name, meta, warps in variants:
+            sig, constants = {}, {"K": k, "HAS_BIAS": True, **meta}
+            if name.startswith("wgrad"):
+                constants["KK_PAD"] = kk_pad
+            for arg in fn.arg_names:
+                if arg in constants:
+                    sig[arg] = "constexpr"
+                elif arg.endswith("_ptr"):
+                    sig[arg] = f"*{tt}" if arg[0] in "xgy" else "*fp32"
+                else:
+                    sig[arg] = "i32"
+            attrs = {
+                (i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names) if a.endswith("_ptr") or a == "C"
+            }
+            t0 = time.perf_counter()
+            src = ASTSource(fn, sig, constants, attrs=attrs)
+            compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+            with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
+                f.write(compiled.asm["ptx"])
+                f.flush()
+                cmd = [triton.knobs.nvidia.ptxas.path, "-arch=sm_90a", "-v", f.name, "-o", os.devnull]
+                log = subprocess.run(cmd, capture_output=True, text=True).stderr
+            regs = re.findall(r"Used (\d+) registers", log)
+            spills = re.findall(r"(\d+) bytes spill stores", log)
+            row = {"kernel": name, "k": k, "dtype": dtype, "meta": meta, "num_warps": warps}
+            row.update(registers=int(regs[0]) if regs else None, spill_bytes=int(spills[0]) if spills else None)
+            row["seconds"] = round(time.perf_counter() - t0, 2)
+            rows.append(row)
+            print(f"  {name:10s} k={k:2d} {dtype} {meta} w{warps}: {row['registers']} registers, "
+                  f"{row['spill_bytes']} spill bytes, {row['seconds']} s", flush=True)  # fmt: skip
+    return rows
 
 
 def _triton_version() -> Optional[str]:

@@ -202,6 +202,17 @@ def test_onnx_export_has_only_standard_ops():
     assert attrs["group"] == 8 and list(attrs["kernel_shape"]) == [9, 9] and list(attrs["pads"]) == [4, 4, 4, 4]
 
 
+def test_benchmark_cpu_smoke(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "benchmarks" / "kernels.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "kernels.json"
+    argv = ["--device", "cpu", "--ks", "3", "9", "--shapes", "1,4,8,8", "--reps", "1", "--layout", "both"]
+    assert bench.main([*argv, "--bandwidth", "10", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["rows"]) == 4 and all("not CUDA" in row["fast_path_reason"] for row in result["rows"])
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Triton kernels under the interpreter
 # ----------------------------------------------------------------------------------------------------------------------
@@ -256,7 +267,7 @@ def _interpreter_main() -> None:
     tol = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
     cases = []
     # Every kernel size, both layouts, fp32; odd channel counts and spatial sizes exercise every mask.
-    shapes = {3: (2, 5, 9, 7), 5: (2, 6, 7, 11), 7: (1, 7, 11, 9), 9: (2, 5, 9, 13), 11: (1, 6, 13, 7)}
+    shapes = {3: (2, 5, 9, 7), 5: (2, 6, 7, 11), 7: (1, 7, 11, 9), 9: (1, 5, 9, 13), 11: (1, 6, 13, 7)}
     shapes[13] = (1, 5, 7, 9)  # an image smaller than the kernel
     for k, shape in shapes.items():
         for cl in (False, True):
@@ -268,7 +279,11 @@ def _interpreter_main() -> None:
         cases.append(dict(shape=(2, 4, 8, 10), k=5, dtype=torch.float32, channels_last=cl, bias=False, grads="w"))
         cases.append(dict(shape=(1, 4, 8, 10), k=3, dtype=torch.float32, channels_last=cl, grads="xb"))
     # Small forced tiles: several pixel tiles per plane/image and several channel blocks (C = 20 > BLOCK_C = 16).
-    small = {"fwd_nchw": {"BLOCK": 32, "num_warps": 1}, "fwd_nhwc": {"TH": 4, "TW": 4, "BLOCK_C": 16, "num_warps": 1}}
+    small = {
+        "fwd_nchw": {"BLOCK": 32},
+        "fwd_nhwc": {"TH": 4, "TW": 4, "BLOCK_C": 16, "UNROLL": 2},
+        "wgrad_nhwc": {"BLOCK_C": 16, "UNROLL": 3},
+    }
     for cl in (False, True):
         cases.append(dict(shape=(1, 20, 7, 9), k=3, dtype=torch.float32, channels_last=cl, forced=small))
     failures, report, wgrads = [], [], {}
@@ -280,10 +295,25 @@ def _interpreter_main() -> None:
         if max(errs.values()) > tol[case["dtype"]]:
             failures.append(report[-1])
         wgrads[(case["k"], case["channels_last"], case["dtype"])] = gw
-    # Determinism: the same call gives bit-identical weight gradients.
-    _, gw = _check_case(2, 5, 9, 13, 9, torch.float32, True)
-    if not torch.equal(gw, wgrads[(9, True, torch.float32)]):
-        failures.append({"determinism": "weight gradient differs between two identical calls"})
+    # Determinism: the same call, and the same call with another (autotunable) NHWC weight-gradient config, give
+    # bit-identical weight gradients.
+    dwconv.FORCED_CONFIGS.clear()
+    for forced in ({}, {"wgrad_nhwc": {"BLOCK_C": 16, "UNROLL": 3}}):
+        dwconv.FORCED_CONFIGS.update(forced)
+        _, gw = _check_case(1, 5, 9, 13, 9, torch.float32, True)
+        if not torch.equal(gw, wgrads[(9, True, torch.float32)]):
+            failures.append({"determinism": f"weight gradient differs between identical calls with {forced}"})
+    # The autotuner's plumbing (key, pruning, grid) with a stub benchmark: the interpreter cannot time kernels.
+    dwconv.FORCED_CONFIGS.clear()
+    kernels, benched = dwconv._kernels(), []
+    for name in ("fwd_nchw", "fwd_nhwc", "wgrad_nhwc"):
+        kernels[name]._do_bench = lambda fn, quantiles: (fn(), benched.append(1), [1.0, 1.0, 1.0])[-1]
+    dwconv._interpreting = lambda: False
+    for cl in (False, True):
+        benched.clear()
+        errs, _ = _check_case(1, 24, 5, 7, 3, torch.float32, cl)
+        if max(errs.values()) > tol[torch.float32] or len(benched) < 5:
+            failures.append({"autotuned": cl, **errs, "configs_benchmarked": len(benched)})
     for row in report:
         print(json.dumps(row))
     print(json.dumps({"cases": len(report), "failures": failures}))

@@ -17,19 +17,22 @@ Kernel design (``k`` odd, stride 1, padding ``k // 2``; all accumulation in fp32
   - channels_last (NHWC): one program per (image, ``TH x TW`` pixel tile, ``BLOCK_C`` channels). Channels are the
     contiguous vector dimension, so each of the ``k * k`` shifted tile loads is a coalesced, vectorised read that hits
     L1/L2 for all but the first tap, and each tap needs one ``BLOCK_C`` weight vector.
+  - Kernel rows are a runtime loop and kernel columns (partly) unrolled: unrolling all ``k * k`` taps lets the compiler
+    hoist every load, which needs hundreds of registers (spills) and minutes of compilation at k = 13.
   - NCHW: one program per (image, channel) plane and ``BLOCK`` consecutive pixels of it (flattened, so small planes
     such as 20 x 20 waste few lanes); the weight of each tap is a scalar shared by the whole program.
 
 * Weight and bias gradients are deterministic: no atomics. Every program owns a disjoint slice of the reduction and
   keeps all ``k * k`` taps in one register accumulator of shape ``[KK_PAD, ...]`` (taps flattened and padded to a
   power of two), updated by a single gathered load per step; the per-program partial sums go to a buffer that
-  ``torch.sum`` reduces in a fixed order. The tiling of these kernels is a fixed function of the shape, never
-  autotuned, so the summation order (and the bits of the result) do not depend on timing.
+  ``torch.sum`` reduces in a fixed order. The split that sets the summation order is a fixed function of the shape;
+  only parameters that cannot change it are autotuned, so the bits of the result never depend on timing.
 
   - NCHW: one program per (channel, pixel tile), looping over the batch.
   - NHWC: one program per (channel block, run of consecutive pixels), looping over the pixels.
 """
 
+import contextlib
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -48,9 +51,9 @@ _INT32_MAX = 2**31 - 1
 _MAX_PLANE = 2**24  # keeps the tile index of every grid below the 65535 limit of grid axes 1 and 2
 _WGRAD_PROGRAMS = 1024  # target number of programs of the NHWC weight-gradient kernel (a few waves on any GPU)
 
-_triton_state: Dict[str, Any] = {}  # lazily filled by _kernels(): the Triton module and the compiled kernels
+_triton_state: Dict[str, Any] = {}  # filled lazily: whether Triton imports, then the kernels and their configs
 FORCED_CONFIGS: Dict[str, Dict[str, int]] = {}
-"""Kernel name (``fwd_nchw`` or ``fwd_nhwc``) -> meta-parameters to use instead of autotuning (tests, benchmarks)."""
+"""Kernel name (``fwd_nchw``, ``fwd_nhwc``, ``wgrad_nhwc``) -> meta-parameters to use instead of autotuning."""
 
 
 def _triton_available() -> bool:
@@ -138,7 +141,7 @@ def _kernels() -> Dict[str, Any]:
     import triton
     import triton.language as tl
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["H", "W", "HW_BUCKET"])  # one compile for all sizes (no effect on alignment)
     def fwd_nchw(
         x_ptr, w_ptr, b_ptr, y_ptr, C, H, W, HW_BUCKET, K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr
     ):
@@ -154,8 +157,7 @@ def _kernels() -> Dict[str, Any]:
         x_row = x_ptr + base + p - PAD * W  # pointers of the first kernel row's centre taps
         w_row = w_ptr + c * (K * K)
         acc = tl.zeros([BLOCK], dtype=tl.float32)
-        # Rows are a runtime loop: fully unrolling all K*K taps lets the compiler hoist every load and spill.
-        for i in range(K):
+        for i in range(K):  # a runtime loop (see the module docstring); columns unrolled
             hh = h + (i - PAD)
             row_ok = inside & (hh >= 0) & (hh < H)
             for j in tl.static_range(K):
@@ -168,7 +170,7 @@ def _kernels() -> Dict[str, Any]:
             acc += tl.load(b_ptr + c)
         tl.store(y_ptr + base + p, acc.to(y_ptr.dtype.element_ty), mask=inside)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["H", "W", "HW_BUCKET"])
     def fwd_nhwc(
         x_ptr,
         w_ptr,
@@ -183,6 +185,7 @@ def _kernels() -> Dict[str, Any]:
         TH: tl.constexpr,
         TW: tl.constexpr,
         BLOCK_C: tl.constexpr,
+        UNROLL: tl.constexpr,
     ):
         # One program: a TH x TW pixel tile of one image times BLOCK_C channels. w_ptr: fp32 [K*K, C].
         PAD: tl.constexpr = K // 2
@@ -204,7 +207,8 @@ def _kernels() -> Dict[str, Any]:
         for i in range(K):  # a runtime loop, see fwd_nchw
             hh = h + (i - PAD)
             row_ok = (hh >= 0) & (hh < H)
-            for j in tl.static_range(K):
+            # Partly unrolled: all K loads in flight need too many registers when C % 16 != 0 (unvectorised loads).
+            for j in tl.range(0, K, loop_unroll_factor=UNROLL):
                 ww = w + (j - PAD)
                 ok = (row_ok & (ww >= 0) & (ww < W))[:, None] & c_ok[None, :]
                 xv = tl.load(x_row + (j - PAD) * C, mask=ok, other=0.0)
@@ -217,7 +221,7 @@ def _kernels() -> Dict[str, Any]:
         out_ok = ((h < H) & (w < W))[:, None] & c_ok[None, :]
         tl.store(y_ptr + base + pix[:, None] + cs[None, :], acc.to(y_ptr.dtype.element_ty), mask=out_ok)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["N", "H", "W"])
     def wgrad_nchw(
         x_ptr,
         g_ptr,
@@ -261,7 +265,7 @@ def _kernels() -> Dict[str, Any]:
         if HAS_BIAS:
             tl.store(pb_ptr + out, tl.sum(acc_b, axis=0))
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["H", "W", "NHW", "PIX_PER_PROG", "NHW_BUCKET"])
     def wgrad_nhwc(
         x_ptr,
         g_ptr,
@@ -272,13 +276,17 @@ def _kernels() -> Dict[str, Any]:
         W,
         NHW,
         PIX_PER_PROG,
+        NHW_BUCKET,
         K: tl.constexpr,
         KK_PAD: tl.constexpr,
-        BLOCK_C: tl.constexpr,
         HAS_BIAS: tl.constexpr,
+        BLOCK_C: tl.constexpr,
+        UNROLL: tl.constexpr,
     ):
         # One program: BLOCK_C channels, flattened (n, h, w) pixels [chunk * PIX_PER_PROG, +PIX_PER_PROG). acc[t, c]
         # sums grad_y[q, c] * x[q + offset of tap t, c] over its pixels q. Writes pw[chunk, :K*K, C], pb[chunk, C].
+        # Each accumulator is owned by one thread and updated in pixel order, so BLOCK_C, UNROLL and num_warps (all
+        # autotuned) cannot change the bits of the result; PIX_PER_PROG (which does) is a function of the shape.
         PAD: tl.constexpr = K // 2
         cs = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
         c_ok = cs < C
@@ -291,7 +299,7 @@ def _kernels() -> Dict[str, Any]:
         acc = tl.zeros([KK_PAD, BLOCK_C], dtype=tl.float32)
         acc_b = tl.zeros([BLOCK_C], dtype=tl.float32)
         q0 = chunk * PIX_PER_PROG
-        for step in range(0, tl.minimum(PIX_PER_PROG, NHW - q0)):
+        for step in tl.range(0, tl.minimum(PIX_PER_PROG, NHW - q0), loop_unroll_factor=UNROLL):
             q = q0 + step  # not the loop variable itself: that is a Python int under the interpreter
             r = q % (H * W)
             h = r // W
@@ -318,24 +326,34 @@ def _kernels() -> Dict[str, Any]:
     configs = {  # modest: each new (K, C, HW bucket, dtype) costs one short benchmark of every config
         "fwd_nchw": [cfg(4, BLOCK=512), cfg(4, BLOCK=256), cfg(4, BLOCK=1024), cfg(8, BLOCK=1024), cfg(8, BLOCK=2048)],
         "fwd_nhwc": [
-            cfg(4, TH=8, TW=8, BLOCK_C=32),
-            cfg(4, TH=4, TW=16, BLOCK_C=32),
-            cfg(8, TH=8, TW=8, BLOCK_C=32),
-            cfg(8, TH=8, TW=16, BLOCK_C=32),
-            cfg(4, TH=4, TW=8, BLOCK_C=64),
-            cfg(8, TH=8, TW=8, BLOCK_C=64),
+            cfg(4, TH=8, TW=8, BLOCK_C=32, UNROLL=3),
+            cfg(4, TH=4, TW=16, BLOCK_C=32, UNROLL=3),
+            cfg(8, TH=8, TW=8, BLOCK_C=32, UNROLL=3),
+            cfg(8, TH=8, TW=16, BLOCK_C=32, UNROLL=3),
+            cfg(4, TH=4, TW=8, BLOCK_C=64, UNROLL=3),
+            cfg(8, TH=8, TW=8, BLOCK_C=64, UNROLL=3),
+            cfg(4, TH=8, TW=8, BLOCK_C=32, UNROLL=1),
+            cfg(4, TH=8, TW=16, BLOCK_C=16, UNROLL=3),  # the only one kept for C <= 16
         ],
     }
+    configs["wgrad_nhwc"] = [
+        cfg(4, BLOCK_C=32, UNROLL=1),
+        cfg(4, BLOCK_C=32, UNROLL=2),
+        cfg(8, BLOCK_C=32, UNROLL=2),
+        cfg(8, BLOCK_C=64, UNROLL=1),
+        cfg(2, BLOCK_C=16, UNROLL=2),
+    ]
     key = ["K", "C", "HW_BUCKET"]  # Triton appends the dtypes of tensor arguments
+    prune = {"early_config_prune": prune_nhwc}
     _triton_state.update(
         configs=configs,
-        raw={"fwd_nchw": fwd_nchw, "fwd_nhwc": fwd_nhwc},
+        raw={"fwd_nchw": fwd_nchw, "fwd_nhwc": fwd_nhwc, "wgrad_nhwc": wgrad_nhwc},
         fwd_nchw=triton.autotune(configs["fwd_nchw"], key=key)(fwd_nchw),
-        fwd_nhwc=triton.autotune(configs["fwd_nhwc"], key=key, prune_configs_by={"early_config_prune": prune_nhwc})(
-            fwd_nhwc
+        fwd_nhwc=triton.autotune(configs["fwd_nhwc"], key=key, prune_configs_by=prune)(fwd_nhwc),
+        wgrad_nchw=wgrad_nchw,  # not autotuned: its tiling sets the summation order
+        wgrad_nhwc=triton.autotune(configs["wgrad_nhwc"], key=["K", "C", "NHW_BUCKET"], prune_configs_by=prune)(
+            wgrad_nhwc
         ),
-        wgrad_nchw=wgrad_nchw,
-        wgrad_nhwc=wgrad_nhwc,
     )
     return _triton_state
 
@@ -349,20 +367,29 @@ def _next_pow2(v: int) -> int:
     return 1 << max(0, (v - 1).bit_length())
 
 
+def _launch(name: str, grid, args: tuple, meta: Dict[str, Any]) -> None:
+    """Launch kernel ``name``: autotuned, or with ``FORCED_CONFIGS[name]`` (under the interpreter: its first config)."""
+    ks = _kernels()
+    forced = FORCED_CONFIGS.get(name)
+    if forced is None and _interpreting():
+        first = ks["configs"][name][0]
+        forced = {**first.kwargs, "num_warps": first.num_warps}
+    if forced is None:
+        ks[name][grid](*args, **meta)
+    else:
+        ks["raw"][name][grid](*args, **meta, **forced)
+
+
 def _conv_same(x: torch.Tensor, w_flat: torch.Tensor, bias: Optional[torch.Tensor], k: int, nhwc: bool) -> torch.Tensor:
     """Launch the forward kernel: "same" depthwise correlation of ``x`` (contiguous in its layout) with fp32 taps.
 
     ``w_flat`` is fp32 ``[C, k*k]`` for NCHW and ``[k*k, C]`` for NHWC; ``bias`` is fp32 ``[C]`` or None.
     """
-    ks = _kernels()
     n, c, h, w = x.shape
     y = torch.empty_like(x)  # keeps the memory format of x
     name = "fwd_nhwc" if nhwc else "fwd_nchw"
     args = (x, w_flat, bias if bias is not None else w_flat, y, c, h, w, _next_pow2(h * w))
     meta = {"K": k, "HAS_BIAS": bias is not None}
-    forced = FORCED_CONFIGS.get(name)
-    if forced is None and _interpreting():
-        forced = {**ks["configs"][name][0].kwargs, "num_warps": ks["configs"][name][0].num_warps}
     if nhwc:
 
         def grid(m):
@@ -373,11 +400,7 @@ def _conv_same(x: torch.Tensor, w_flat: torch.Tensor, bias: Optional[torch.Tenso
         def grid(m):
             return (n * c, triton.cdiv(h * w, m["BLOCK"]))
 
-    if forced is None:
-        ks[name][grid](*args, **meta)
-    else:  # bypass the autotuner with fixed meta-parameters
-        meta.update(forced)
-        ks["raw"][name][grid](*args, **meta)
+    _launch(name, grid, args, meta)
     return y
 
 
@@ -390,30 +413,19 @@ def _weight_grad(
     kk = k * k
     kk_pad = _next_pow2(kk)
     if nhwc:
-        block_c = min(32, max(16, _next_pow2(c)))  # 32 fp16 channels = one 64-byte row segment per tap
-        c_blocks = triton.cdiv(c, block_c)
+        # The pixel split (and so the summation order) depends on the shape only: ~_WGRAD_PROGRAMS programs when
+        # channels come in blocks of 32; the channel block itself is autotuned.
         pix = n * h * w
-        per_prog = triton.cdiv(pix, max(1, min(pix, triton.cdiv(_WGRAD_PROGRAMS, c_blocks))))
+        per_prog = triton.cdiv(pix, max(1, min(pix, triton.cdiv(_WGRAD_PROGRAMS, triton.cdiv(c, 32)))))
         chunks = triton.cdiv(pix, per_prog)
         pw = torch.empty((chunks, kk, c), device=x.device, dtype=torch.float32)
         pb = torch.empty((chunks, c), device=x.device, dtype=torch.float32) if with_bias else pw
-        warps = max(1, min(8, kk_pad * block_c // 1024))
-        ks["wgrad_nhwc"][(c_blocks, chunks)](
-            x,
-            grad_y,
-            pw,
-            pb,
-            c,
-            h,
-            w,
-            pix,
-            per_prog,
-            K=k,
-            KK_PAD=kk_pad,
-            BLOCK_C=block_c,
-            HAS_BIAS=with_bias,
-            num_warps=warps,
-        )
+
+        def grid(m):
+            return (triton.cdiv(c, m["BLOCK_C"]), chunks)
+
+        args = (x, grad_y, pw, pb, c, h, w, pix, per_prog, _next_pow2(pix))
+        _launch("wgrad_nhwc", grid, args, {"K": k, "KK_PAD": kk_pad, "HAS_BIAS": with_bias})
         gw = pw.sum(0).t()
         gb = pb.sum(0) if with_bias else None
     else:
@@ -436,12 +448,9 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         nhwc = _is_channels_last(x)
         x = x.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-        c, k = weight.shape[0], weight.shape[-1]
-        w_flat = weight.detach().reshape(c, k * k).float()
-        w_flat = (w_flat.t() if nhwc else w_flat).contiguous()
         b = bias.detach().float().contiguous() if bias is not None else None
         with _device_guard(x):
-            y = _conv_same(x, w_flat, b, k, nhwc)
+            y = _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc)
         ctx.save_for_backward(x, weight)
         ctx.nhwc, ctx.has_bias = nhwc, bias is not None
         return y
@@ -452,13 +461,12 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         nhwc = ctx.nhwc
         grad_y = grad_y.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-        c, k = weight.shape[0], weight.shape[-1]
+        k = weight.shape[-1]
         gx = gw = gb = None
         with _device_guard(x):
             if ctx.needs_input_grad[0]:
                 # Input gradient of a "same" correlation = the same correlation with the flipped filter.
-                w_flip = weight.detach().flip((2, 3)).reshape(c, k * k).float()
-                gx = _conv_same(grad_y, (w_flip.t() if nhwc else w_flip).contiguous(), None, k, nhwc)
+                gx = _conv_same(grad_y, _taps(weight, nhwc, flip=True), None, k, nhwc)
             need_b = ctx.has_bias and ctx.needs_input_grad[2]
             if ctx.needs_input_grad[1] or need_b:
                 gw, gb = _weight_grad(x, grad_y, k, nhwc, need_b)
@@ -467,17 +475,17 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         return gx, gw, gb
 
 
-class _NullContext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _device_guard(x: torch.Tensor):
     """Make ``x``'s GPU current, as Triton launches on the current device and stream."""
-    return torch.cuda.device(x.device) if x.is_cuda else _NullContext()
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+def _taps(weight: torch.Tensor, nhwc: bool, flip: bool = False) -> torch.Tensor:
+    """Return filters ``(C, 1, k, k)`` as the kernels read them: fp32 ``[C, k*k]`` (NCHW) or ``[k*k, C]`` (NHWC)."""
+    c, k = weight.shape[0], weight.shape[-1]
+    w = weight.detach()
+    w = (w.flip((2, 3)) if flip else w).reshape(c, k * k).float()
+    return (w.t() if nhwc else w).contiguous()
 
 
 def depthwise_conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
