@@ -77,7 +77,7 @@ def markdown(rows: list) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", default="nslmx")
+    parser.add_argument("--scales", default="nsmlx")
     parser.add_argument("--designs", action="store_true", help="compare backbone designs instead")
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args()

@@ -1,14 +1,23 @@
 """Shared fixtures: offline Ultralytics, the real datasets beside the checkout, and scratch copies of them."""
 
 import os
-
-os.environ.setdefault("YOLO_OFFLINE", "1")  # never wait on the network
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install from inside a test
-
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # never wait on the network
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install from inside a test
+# Ultralytics keeps settings (datasets_dir, runs_dir) per user and rewrites them when another release runs; give the
+# tests, and the child processes they start, their own settings so the user's are never touched.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="convmixer-tests-"))
+(_SCRATCH / "config").mkdir()
+os.environ["YOLO_CONFIG_DIR"] = str(_SCRATCH / "config")
+
+from ultralytics import settings  # noqa: E402 - after YOLO_CONFIG_DIR
+
+settings.update(datasets_dir=str(_SCRATCH / "datasets"), runs_dir=str(_SCRATCH / "runs"), weights_dir=str(_SCRATCH))
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("CONVMIXER_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -281,7 +281,8 @@ def _parse_model(original: Callable, d: dict, ch, verbose: bool = True):
         tasks.LOGGER.removeFilter(table_filter)
     for i, module in plan.built.items():
         stub = layers[i]
-        module.i, module.f, module.type = stub.i, stub.f, f"{type(module).__module__}.{plan.names[i]}"
+        cls = PLUGIN_MODULES[plan.names[i]]  # also names an nn.Sequential of repeated blocks after its block
+        module.i, module.f, module.type = stub.i, stub.f, f"{cls.__module__}.{cls.__name__}"
         module.np = sum(p.numel() for p in module.parameters())
         layers[i] = module
     return layers, save
@@ -391,7 +392,7 @@ class _Planner:
         self.rows.append([f, 1, "Index", [0 if isinstance(c2, list) else c2, 0]])
         np_ = sum(p.numel() for p in module.parameters())
         prefix = f"{i:>3}{f!s:>20}"
-        self.table[prefix] = f"{prefix}{n_:>3}{np_:10.0f}  {'ultralytics_convmixer.modules.' + m:<45}{shown!s:<30}"
+        self.table[prefix] = f"{prefix}{n_:>3}{np_:10.0f}  {cls.__module__ + '.' + m:<45}{shown!s:<30}"
         return c2
 
     def _build(self, m: str, cls: type, c1: int, n: int, n_: int, kwargs: dict) -> nn.Module:

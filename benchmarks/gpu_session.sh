@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The H100 checks, in one prepared script (see ../shared/gpu/README.md). Run from the repo root on the GPU machine:
+#   source .gpu/device-setup.sh && bash benchmarks/gpu_session.sh $OUT [kernels] [models] [compare]
+# Each stage writes JSON/Markdown under OUT and its log to OUT/<stage>.log; stages run in the order given.
+set -uo pipefail
+out=${1:?usage: gpu_session.sh OUT [kernels] [models] [compare]}
+shift
+stages=${*:-kernels models compare}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+for stage in $stages; do
+  case $stage in
+    kernels)  # 9x9 vs cuDNN 7x7 on the four issue shapes, float64 gradient checks for every k and dtype
+      python3 benchmarks/kernels.py --check --out "$out/kernels.json" ;;
+    models)   # train step bs32@640 AMP, fp16 inference bs1/bs32, peak memory; ratios to stock yolov8, same process
+      python3 benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --runs 20 --out "$out/models.json" ;;
+    compare)  # accuracy on the generated detect set: stock yolov8n vs yolov8n-convmixer, 30 epochs, same seed
+      python3 -m ultralytics_convmixer.cli compare --out "$out/compare" epochs=30 imgsz=320 batch=32 workers=8 device=0 ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac 2>&1 | tee "$out/$stage.log"
+done

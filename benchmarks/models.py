@@ -1,0 +1,153 @@
+"""Whole-model speed of the packaged ConvMixer detect models against stock YOLOv8 of the same scale, in one process.
+
+Per scale and model: a training step (forward, Ultralytics' detection loss, backward, SGD step; fp16 autocast on
+CUDA, as Ultralytics' AMP), inference at batch 1 and at ``--batch`` (fused, eval; fp16 on CUDA, fp32 on CPU), peak
+memory of the training step (CUDA only), and ONNX Runtime CPU latency at batch 1 with ``--onnx``. Every number is
+the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is printed as a ratio to stock.
+
+    python benchmarks/models.py --device cpu --imgsz 160 --batch 4 --scales n            # CI-sized, a minute
+    python benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --out $OUT/models.json  # H100
+    python benchmarks/models.py --device cpu --imgsz 640 --onnx --scales ns --skip-train  # CPU ONNX target
+"""
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import torch
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
+
+
+def median_ms(step, runs: int, warmup: int, device: torch.device) -> float:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    sync()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        step()
+        sync()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def fake_batch(batch: int, imgsz: int, device: torch.device, objects: int = 8) -> dict:
+    """Random images with ``objects`` random boxes each, in the layout Ultralytics' detection loss expects."""
+    g = torch.Generator().manual_seed(0)
+    n = batch * objects
+    xy, wh = torch.rand(n, 2, generator=g) * 0.8 + 0.1, torch.rand(n, 2, generator=g) * 0.2 + 0.02
+    return {
+        "img": torch.rand(batch, 3, imgsz, imgsz, generator=g).to(device),
+        "batch_idx": torch.arange(batch).repeat_interleave(objects).float().to(device),
+        "cls": torch.randint(0, 80, (n, 1), generator=g).float().to(device),
+        "bboxes": torch.cat([xy, wh], 1).to(device),
+    }
+
+
+def train_step_ms(name: str, args, device: torch.device) -> tuple:
+    """Median training-step time (ms) and peak CUDA memory (MB, None on CPU)."""
+    model = DetectionModel(name, verbose=False).to(device).train()
+    model.args = IterableSimpleNamespace(**DEFAULT_CFG_DICT)  # loss gains (box, cls, dfl), as the trainer sets them
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # as Ultralytics' trainer does on CUDA
+    batch = fake_batch(args.batch, args.imgsz, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    scaler = torch.amp.GradScaler(enabled=device.type == "cuda")
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            loss, _ = model.loss(batch)
+        scaler.scale(loss.sum()).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    ms = median_ms(step, args.runs, args.warmup, device)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return ms, peak
+
+
+def inference_ms(name: str, batch: int, args, device: torch.device) -> float:
+    model = DetectionModel(name, verbose=False).fuse(verbose=False).eval().to(device)
+    x = torch.rand(batch, 3, args.imgsz, args.imgsz, device=device)
+    if device.type == "cuda":
+        model, x = model.half().to(memory_format=torch.channels_last), x.half().to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        return median_ms(lambda: model(x), args.runs, args.warmup, device)
+
+
+def onnx_ms(name: str, args) -> float:
+    """ONNX Runtime CPU latency at batch 1 of an Ultralytics ONNX export (opset and graph as `yolo export`)."""
+    import onnxruntime as ort
+    from ultralytics import YOLO
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = YOLO(name)
+        model.model.yaml_file = str(Path(tmp) / Path(name).name)  # export next to a temp path, not the CWD
+        path = model.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: torch.rand(1, 3, args.imgsz, args.imgsz).numpy()}
+        ms = median_ms(lambda: session.run(None, feed), args.runs, args.warmup, torch.device("cpu"))
+        os.remove(path)
+    return ms
+
+
+def measure(name: str, args, device: torch.device) -> dict:
+    row = {"model": name}
+    if not args.skip_train:
+        row["train_step_ms"], row["train_peak_mb"] = train_step_ms(name, args, device)
+    row["infer_b1_ms"] = inference_ms(name, 1, args, device)
+    row[f"infer_b{args.batch}_ms"] = inference_ms(name, args.batch, args, device)
+    if args.onnx:
+        row["onnx_cpu_b1_ms"] = onnx_ms(name, args)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or a CUDA index such as 0")
+    parser.add_argument("--scales", default="n")
+    parser.add_argument("--imgsz", type=int, default=160)
+    parser.add_argument("--batch", type=int, default=4, help="training and large-batch inference batch size")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--onnx", action="store_true", help="also ONNX Runtime CPU latency at batch 1")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--out", help="write the rows as JSON to this file")
+    args = parser.parse_args()
+    device = torch.device(f"cuda:{args.device}" if args.device.isdigit() else args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    rows = []
+    for s in args.scales:
+        stock, ours = measure(f"yolov8{s}.yaml", args, device), measure(f"yolov8{s}-convmixer.yaml", args, device)
+        ratios = {f"{k}_ratio": ours[k] / stock[k] for k in ours if k != "model" and ours[k] and stock[k]}
+        rows += [stock, {**ours, **ratios}]
+        for key, ratio in ratios.items():
+            print(
+                f"yolov8{s}: {key[:-6]:>16} stock {stock[key[:-6]]:9.2f}  convmixer {ours[key[:-6]]:9.2f}  {ratio:.2f}x"
+            )
+    meta = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+    }
+    meta.update(imgsz=args.imgsz, batch=args.batch, runs=args.runs, date=time.strftime("%Y-%m-%d"))
+    print(json.dumps(meta))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
