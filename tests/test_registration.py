@@ -169,3 +169,16 @@ def test_without_the_start_up_hook_stock_ultralytics_does_not_know_the_module():
     code = "from ultralytics.nn.tasks import DetectionModel; DetectionModel('yolov8n-convmixer.yaml', verbose=False)"
     result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
     assert result.returncode != 0  # proves the hook, not an accidental import, makes the other tests pass
+
+
+def test_wheel_ships_the_yamls_and_the_start_up_hook(tmp_path):
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("ultralytics_convmixer-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "ultralytics_convmixer.pth" in names  # at the site-packages root, where `site` runs it
+    assert {f"ultralytics_convmixer/model_yamls/{p.name}" for p in integration.model_yamls()} <= names
+    assert "ultralytics_convmixer/datasets/shapes-detect.yaml" in names
