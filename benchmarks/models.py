@@ -13,7 +13,6 @@ the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is 
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,19 +23,13 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
 
+from ultralytics_convmixer.compare import median_ms
 
-def median_ms(step, runs: int, warmup: int, device: torch.device) -> float:
+
+def timed(step, args, device: torch.device) -> float:
+    """Median milliseconds of ``step`` (CUDA synchronised) after warm-up."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return median_ms(step, args.runs, args.warmup, sync)
 
 
 def fake_batch(batch: int, imgsz: int, device: torch.device, objects: int = 8) -> dict:
@@ -72,7 +65,7 @@ def train_step_ms(name: str, args, device: torch.device) -> tuple:
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    ms = median_ms(step, args.runs, args.warmup, device)
+    ms = timed(step, args, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return ms, peak
 
@@ -83,7 +76,7 @@ def inference_ms(name: str, batch: int, args, device: torch.device) -> float:
     if device.type == "cuda":
         model, x = model.half().to(memory_format=torch.channels_last), x.half().to(memory_format=torch.channels_last)
     with torch.inference_mode():
-        return median_ms(lambda: model(x), args.runs, args.warmup, device)
+        return timed(lambda: model(x), args, device)
 
 
 def onnx_ms(name: str, args) -> float:
@@ -97,7 +90,7 @@ def onnx_ms(name: str, args) -> float:
         path = model.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: torch.rand(1, 3, args.imgsz, args.imgsz).numpy()}
-        ms = median_ms(lambda: session.run(None, feed), args.runs, args.warmup, torch.device("cpu"))
+        ms = timed(lambda: session.run(None, feed), args, torch.device("cpu"))
         os.remove(path)
     return ms
 

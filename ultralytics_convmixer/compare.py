@@ -647,7 +647,7 @@ def _imgsz_hw(imgsz: int | Sequence[int]) -> tuple[int, int]:
     return (int(imgsz), int(imgsz))
 
 
-def _median_ms(step: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], Any] = lambda: None) -> float:
+def median_ms(step: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], Any] = lambda: None) -> float:
     """Median wall time of ``step`` in milliseconds over ``runs`` calls after ``warmup`` calls."""
     for _ in range(warmup):
         step()
@@ -686,7 +686,7 @@ def measure_latency(
     x = torch.rand(batch, 3, *_imgsz_hw(imgsz), device=device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
-        return _median_ms(lambda: model(x), runs, warmup, sync)
+        return median_ms(lambda: model(x), runs, warmup, sync)
 
 
 def onnx_session(path: str | Path, device: Any = "cpu") -> Any:
@@ -731,7 +731,7 @@ def onnx_latency(
         session = onnx_session(session, device)
     inp = session.get_inputs()[0]
     x = np.random.default_rng(0).random((batch, 3, *_imgsz_hw(imgsz)), dtype=np.float32)
-    return _median_ms(lambda: session.run(None, {inp.name: x}), runs, warmup)
+    return median_ms(lambda: session.run(None, {inp.name: x}), runs, warmup)
 
 
 def export_onnx(yolo: Any, path: Path, imgsz: int | Sequence[int], device: Any = "cpu") -> Path:

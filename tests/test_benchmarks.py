@@ -1,0 +1,32 @@
+"""Benchmark scripts run on CPU at small settings and report ratios against stock YOLOv8 measured in the same run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_model_benchmark_reports_every_quantity_with_a_ratio_to_stock(tmp_path):
+    out = tmp_path / "models.json"
+    args = ["--device", "cpu", "--imgsz", "64", "--batch", "2", "--scales", "n", "--runs", "1", "--warmup", "0"]
+    subprocess.run([sys.executable, str(BENCHMARKS / "models.py"), *args, "--onnx", "--out", str(out)], check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    result = json.loads(out.read_text())
+    stock, ours = result["rows"]
+    assert (stock["model"], ours["model"]) == ("yolov8n.yaml", "yolov8n-convmixer.yaml")
+    for key in ("train_step_ms", "infer_b1_ms", "infer_b2_ms", "onnx_cpu_b1_ms"):
+        assert stock[key] > 0 and ours[key] > 0
+        assert abs(ours[f"{key}_ratio"] - ours[key] / stock[key]) < 1e-9
+    assert result["meta"]["device"] == "cpu" and result["meta"]["imgsz"] == 64
+
+
+def test_budget_script_measures_every_task_against_stock(tmp_path):
+    out = tmp_path / "budget.json"
+    cmd = [sys.executable, str(BENCHMARKS / "budget.py"), "--scales", "n", "--json", str(out)]
+    printed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == [f"yolov8n-convmixer{s}" for s in ("", "-seg", "-pose", "-obb", "-cls")]
+    assert all(0.9 <= r["gflops_ratio"] <= 1.1 and r["params_ratio"] <= 1.0 for r in rows)
+    assert "| yolov8n-convmixer-seg |" in printed
