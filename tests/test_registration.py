@@ -182,3 +182,14 @@ def test_wheel_ships_the_yamls_and_the_start_up_hook(tmp_path):
     assert "ultralytics_convmixer.pth" in names  # at the site-packages root, where `site` runs it
     assert {f"ultralytics_convmixer/model_yamls/{p.name}" for p in integration.model_yamls()} <= names
     assert "ultralytics_convmixer/datasets/shapes-detect.yaml" in names
+
+
+def test_explicit_import_on_an_ultralytics_without_a_needed_internal_fails_naming_the_version():
+    code = (
+        "import ultralytics.nn.tasks as t, ultralytics\n"
+        "del t.parse_model  # as if a new release had removed it\n"
+        "try:\n    import ultralytics_convmixer\nexcept ImportError as e:\n    print('ERROR', e)\n"
+    )
+    result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
+    assert "ERROR ultralytics-convmixer relies on ultralytics.nn.tasks.parse_model" in result.stdout
+    assert "missing in ultralytics 8." in result.stdout and "supports ultralytics>=" in result.stdout

@@ -73,8 +73,15 @@ class _UltralyticsImportWatcher(MetaPathFinder):
 
 
 def install() -> None:
-    """Install the watcher once; if ``ultralytics.nn.tasks`` is already imported, register immediately."""
+    """Install the watcher once; if ``ultralytics.nn.tasks`` is already imported, register now.
+
+    Registering now happens on an explicit ``import ultralytics_convmixer`` after Ultralytics was imported (the
+    start-up line runs before any Ultralytics import), so an unsupported Ultralytics release raises there.
+    """
     if not any(isinstance(f, _UltralyticsImportWatcher) for f in sys.meta_path):
         sys.meta_path.insert(0, _UltralyticsImportWatcher())
     if TARGET in sys.modules and not _state["tasks_loaded"]:
-        _after_import(sys.modules[TARGET])
+        from ultralytics_convmixer import integration
+
+        integration.register()
+        _state["tasks_loaded"] = True
