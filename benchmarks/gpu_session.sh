@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The H100 checks, in one prepared script (see ../shared/gpu/README.md). Run from the repo root on the GPU machine:
-#   source .gpu/device-setup.sh && bash benchmarks/gpu_session.sh $OUT [kernels] [models] [compare]
+#   source .gpu/device-setup.sh && bash benchmarks/gpu_session.sh $OUT [kernels] [models] [compare] [compare-s]
 # Each stage writes JSON/Markdown under OUT and its log to OUT/<stage>.log; stages run in the order given.
 set -uo pipefail
-out=${1:?usage: gpu_session.sh OUT [kernels] [models] [compare]}
+out=${1:?usage: gpu_session.sh OUT [kernels] [models] [compare] [compare-s]}
 shift
 stages=${*:-kernels models compare}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
@@ -15,6 +15,9 @@ for stage in $stages; do
       python3 benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --runs 20 --out "$out/models.json" ;;
     compare)  # accuracy on the generated detect set: stock yolov8n vs yolov8n-convmixer, 30 epochs, same seed
       python3 -m ultralytics_convmixer.cli compare --out "$out/compare" epochs=30 imgsz=320 batch=32 workers=8 device=0 ;;
+    compare-s)  # the same for the s scale (issue: tuned n and s at least stock mAP50-95)
+      python3 -m ultralytics_convmixer.cli compare yolov8s.yaml yolov8s-convmixer.yaml --out "$out/compare-s" \
+        epochs=30 imgsz=320 batch=32 workers=8 device=0 ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac 2>&1 | tee "$out/$stage.log"
 done

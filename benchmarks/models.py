@@ -13,6 +13,7 @@ the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is 
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -79,20 +80,33 @@ def inference_ms(name: str, batch: int, args, device: torch.device) -> float:
         return timed(lambda: model(x), args, device)
 
 
-def onnx_ms(name: str, args) -> float:
-    """ONNX Runtime CPU latency at batch 1 of an Ultralytics ONNX export (opset and graph as `yolo export`)."""
+def onnx_ms(names: list, args) -> list:
+    """ONNX Runtime CPU latency at batch 1 of Ultralytics ONNX exports (opset and graph as `yolo export`).
+
+    The models' sessions take turns run by run, so drift of the CPU's speed (turbo, other load) hits all of them
+    alike; each gets the median of ``args.runs`` runs after ``args.warmup`` untimed ones.
+    """
     import onnxruntime as ort
     from ultralytics import YOLO
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = YOLO(name)
-        model.model.yaml_file = str(Path(tmp) / Path(name).name)  # export next to a temp path, not the CWD
-        path = model.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        feed = {session.get_inputs()[0].name: torch.rand(1, 3, args.imgsz, args.imgsz).numpy()}
-        ms = timed(lambda: session.run(None, feed), args, torch.device("cpu"))
-        os.remove(path)
-    return ms
+        sessions = []
+        for name in names:
+            model = YOLO(name)
+            model.model.yaml_file = str(Path(tmp) / Path(name).name)  # export next to a temp path, not the CWD
+            path = model.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
+            sessions.append(ort.InferenceSession(path, providers=["CPUExecutionProvider"]))
+        feed = torch.rand(1, 3, args.imgsz, args.imgsz).numpy()
+        runs = [lambda s=s: s.run(None, {s.get_inputs()[0].name: feed}) for s in sessions]
+        for run in runs * args.warmup:
+            run()
+        times = [[] for _ in runs]
+        for _ in range(args.runs):
+            for run, t in zip(runs, times):
+                start = time.perf_counter()
+                run()
+                t.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(t) for t in times]
 
 
 def measure(name: str, args, device: torch.device) -> dict:
@@ -101,8 +115,6 @@ def measure(name: str, args, device: torch.device) -> dict:
         row["train_step_ms"], row["train_peak_mb"] = train_step_ms(name, args, device)
     row["infer_b1_ms"] = inference_ms(name, 1, args, device)
     row[f"infer_b{args.batch}_ms"] = inference_ms(name, args.batch, args, device)
-    if args.onnx:
-        row["onnx_cpu_b1_ms"] = onnx_ms(name, args)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
@@ -125,7 +137,10 @@ def main():
         torch.backends.cudnn.benchmark = True
     rows = []
     for s in args.scales:
-        stock, ours = measure(f"yolov8{s}.yaml", args, device), measure(f"yolov8{s}-convmixer.yaml", args, device)
+        names = [f"yolov8{s}.yaml", f"yolov8{s}-convmixer.yaml"]
+        stock, ours = (measure(name, args, device) for name in names)
+        if args.onnx:
+            stock["onnx_cpu_b1_ms"], ours["onnx_cpu_b1_ms"] = onnx_ms(names, args)
         ratios = {f"{k}_ratio": ours[k] / stock[k] for k in ours if k != "model" and ours[k] and stock[k]}
         rows += [stock, {**ours, **ratios}]
         for key, ratio in ratios.items():

@@ -30,3 +30,15 @@ def test_budget_script_measures_every_task_against_stock(tmp_path):
     assert [r["model"] for r in rows] == [f"yolov8n-convmixer{s}" for s in ("", "-seg", "-pose", "-obb", "-cls")]
     assert all(0.9 <= r["gflops_ratio"] <= 1.1 and r["params_ratio"] <= 1.0 for r in rows)
     assert "| yolov8n-convmixer-seg |" in printed
+
+
+def test_init_gradients_show_the_plain_deep_stack_starving_all_but_its_stem():
+    deep = BENCHMARKS / "yolov8n-convmixer-deep.yaml"
+    cmd = [sys.executable, str(BENCHMARKS / "init_gradients.py"), "yolov8n.yaml", str(deep), "--imgsz", "64"]
+    printed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+    lines = [line for line in printed.splitlines() if line.startswith("| ") and "model" not in line]
+    rows = [line.strip("|").split("|") for line in lines]
+    ratio = {(r[0].strip().split("/")[-1], r[1].strip()): float(r[5]) for r in rows}
+    assert set(ratio) == {("yolov8n.yaml", "-"), (deep.name, "true"), (deep.name, "false")}
+    # Without the pointwise shortcut 30 blocks give the stem >10x the relative gradient they give with it.
+    assert ratio[(deep.name, "false")] > 10 * ratio[(deep.name, "true")]

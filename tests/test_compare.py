@@ -168,6 +168,27 @@ def test_data_tasks_are_told_from_labels(tmp_path_factory):
     assert resolve_data("shapes-pose.yaml").task == "pose"  # packaged, by bare name, before it is generated
 
 
+def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from ultralytics_convmixer.compare import ModelSpec, load_done, run_config, state_path
+    from ultralytics_convmixer.integration import model_yaml
+
+    yaml_file = tmp_path / "yolov8n-mine.yaml"
+    yaml_file.write_text(model_yaml("yolov8-convmixer.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    spec, data = ModelSpec(str(yaml_file), str(yaml_file), "yolov8n-mine", "detect"), SimpleNamespace(arg="d.yaml")
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    state = {"status": "done", "config": run_config(spec, data, {"epochs": 1}), "train": {"weights": str(weights)}}
+    state_path(tmp_path, spec.name).parent.mkdir()
+    state_path(tmp_path, spec.name).write_text(json.dumps(state), encoding="utf-8")
+    assert load_done(tmp_path, spec, run_config(spec, data, {"epochs": 1})) == state["train"]
+
+    yaml_file.write_text(yaml_file.read_text(encoding="utf-8").replace("[15, 9, 6]", "[15, 9, 3]"), encoding="utf-8")
+    assert load_done(tmp_path, spec, run_config(spec, data, {"epochs": 1})) is None
+    assert "yolov8n-mine: settings changed since the last run; training again" in capsys.readouterr().out
+
+
 def test_overrides_are_converted_like_the_yolo_cli():
     from ultralytics_convmixer.compare import parse_overrides, training_args
 

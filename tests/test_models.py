@@ -71,7 +71,7 @@ def test_layer_table_shows_plugin_module_names_and_real_arguments():
         logger.removeHandler(handler)
     row0 = next(line for line in lines if line.startswith("  0 "))
     assert "ultralytics_convmixer.modules.ConvMixerBackbone" in row0
-    assert "[3, [128, 256, 512], [15, 10, 5], 7, 'hierarchical']" in row0  # scaled by s: width 0.5, depth 0.33
+    assert "[3, [256, 384, 512], [5, 3, 2], 7, 'hierarchical', 'silu']" in row0  # scaled by s: width 0.5, depth 0.33
     assert not any("conv.Index" in line and line.startswith("  0 ") for line in lines)
 
 

@@ -1,4 +1,4 @@
-"""The ConvMixer modules themselves: the paper's block, shapes, channels and strides, argument checks."""
+"""The ConvMixer modules: the paper's block and its shortcut variant, shapes, channels and strides, argument checks."""
 
 import pytest
 import torch
@@ -7,14 +7,32 @@ from torch import nn
 from ultralytics_convmixer.modules import ConvMixerBackbone, ConvMixerBlock, ConvMixerStage, FeatureSpec, PatchEmbed
 
 
-def test_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order():
+def test_paper_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order():
     torch.manual_seed(0)
-    block = ConvMixerBlock(16, k=5).eval()
+    block = ConvMixerBlock(16, k=5, shortcut=False).eval()
     x = torch.randn(2, 16, 11, 13)
     mixed = x + block.bn1(torch.nn.functional.gelu(block.dw(x)))  # residual around depthwise -> GELU -> BN only
     expected = block.bn2(torch.nn.functional.gelu(block.pw(mixed)))  # pointwise -> GELU -> BN, no residual
     assert torch.allclose(block(x), expected, atol=1e-6)
     assert block.dw.groups == 16 and block.dw.kernel_size == (5, 5) and block.pw.kernel_size == (1, 1)
+
+
+def test_default_block_adds_a_residual_around_the_pointwise_half_too():
+    torch.manual_seed(0)
+    block = ConvMixerBlock(16, k=5).eval()
+    x = torch.randn(2, 16, 11, 13)
+    mixed = x + block.bn1(torch.nn.functional.gelu(block.dw(x)))
+    expected = mixed + block.bn2(torch.nn.functional.gelu(block.pw(mixed)))
+    assert block.shortcut is True
+    assert torch.allclose(block(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_stage_and_backbone_pass_shortcut_to_every_block(shortcut):
+    stage = ConvMixerStage(8, 16, n=2, k=3, shortcut=shortcut)
+    backbone = ConvMixerBackbone(3, (8, 16, 24), (1, 2, 1), k=3, shortcut=shortcut)
+    blocks = [m for m in [*stage.modules(), *backbone.modules()] if isinstance(m, ConvMixerBlock)]
+    assert len(blocks) == 6 and all(b.shortcut is shortcut for b in blocks)
 
 
 def test_block_activation_is_configurable_and_gelu_by_default():
@@ -64,6 +82,7 @@ def test_backbone_first_parameter_is_the_stem_conv_reading_image_channels():
         (lambda: ConvMixerBackbone(3, channels=(8, 16)), "channels must be a list of 3 integers"),
         (lambda: ConvMixerBackbone(3, depths=(1, -1, 1)), r"depths\[1\] must be an integer >= 0"),
         (lambda: ConvMixerBackbone(3, design="pyramid"), "design must be one of"),
+        (lambda: ConvMixerBlock(8, shortcut="no"), "shortcut must be true or false, got 'no'"),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_the_argument(build, message):

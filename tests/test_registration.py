@@ -84,7 +84,8 @@ def test_index_rows_get_the_backbone_channels_at_every_scale(scale):
     features = model.model[0](torch.zeros(1, 3, 64, 64))
     assert [f.shape[1] for f in features] == [spec["P3"].channels, spec["P4"].channels, spec["P5"].channels]
     _, width, max_channels = SCALES[scale]
-    expected = [make_divisible(min(c, max_channels) * width, 8) for c in (256, 512, 1024)]
+    yaml_channels = tasks.yaml_model_load("yolov8-convmixer.yaml")["backbone"][0][3][0]  # unscaled, e.g. [512, ...]
+    expected = [make_divisible(min(c, max_channels) * width, 8) for c in yaml_channels]
     assert [spec[k].channels for k in ("P3", "P4", "P5")] == expected
     assert [model.model[i].index for i in (1, 2, 3)] == [0, 1, 2]
 

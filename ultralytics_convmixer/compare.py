@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -59,7 +60,7 @@ DEFAULT_OUT = "runs/compare"
 DEFAULT_LATENCY_RUNS = 20
 WARMUP_RUNS = 3
 LATENCY_BATCHES = (1, 32)
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the config also holds the model's content (YAML or weights file)
 TASKS = ("detect", "segment", "pose", "obb", "classify")
 # Metric columns shown in the Markdown table, per task (the CSV also has precision and recall).
 TABLE_METRICS = {
@@ -488,7 +489,24 @@ def state_path(out: Path, name: str) -> Path:
 
 def run_config(spec: ModelSpec, data: DataSpec, args: dict[str, Any]) -> dict[str, Any]:
     """Return what a finished training depends on; a state with another config is trained again."""
-    return {"version": STATE_VERSION, "model": spec.source, "data": data.arg, "args": args}
+    return {"version": STATE_VERSION, "model": spec.source, "model_content": model_fingerprint(spec.source),
+            "data": data.arg, "args": args}  # fmt: skip
+
+
+def model_fingerprint(source: str) -> str:
+    """SHA-256 of what a model is built from, so an edited YAML or an upgraded package's YAML is trained again.
+
+    A YAML is hashed as Ultralytics loads it (packaged and stock names resolved, the file path left out); a weights
+    file by its bytes.
+    """
+    if Path(source).suffix.lower() in {".yaml", ".yml"}:
+        from ultralytics.nn.tasks import yaml_model_load
+
+        content = {k: v for k, v in yaml_model_load(source).items() if k != "yaml_file"}
+        blob = json.dumps(content, sort_keys=True, default=str).encode()
+    else:
+        blob = Path(source).read_bytes()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def load_done(out: Path, spec: ModelSpec, config: dict[str, Any]) -> dict[str, Any] | None:

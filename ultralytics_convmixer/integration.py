@@ -237,10 +237,10 @@ def _classify_root(yaml_file: Path) -> Path:
 # ----------------------------------------------------------------------------------------------------------------------
 # YAML arguments each plugin module takes after the injected input channels (n is injected for ConvMixerStage).
 YAML_ARGS = {
-    "ConvMixerBlock": ["k", "act"],
+    "ConvMixerBlock": ["k", "act", "shortcut"],
     "PatchEmbed": ["c2", "p", "act"],
-    "ConvMixerStage": ["c2", "k", "act"],
-    "ConvMixerBackbone": ["channels", "depths", "k", "design", "act"],
+    "ConvMixerStage": ["c2", "k", "act", "shortcut"],
+    "ConvMixerBackbone": ["channels", "depths", "k", "design", "act", "shortcut"],
 }
 # Native modules whose first argument is an output channel count scaled by width (parse_model's ``base_modules``).
 _SCALED_NATIVE = (

@@ -34,6 +34,13 @@ def _check_kernel(name: str, k) -> int:
     return k
 
 
+def _check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a bool (YAML ``true``/``false``), else raise a ValueError naming the argument."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _check_ints(name: str, values, length: int, minimum: int = 1) -> List[int]:
     """Return ``values`` as a list if it holds ``length`` integers >= ``minimum``."""
     if not isinstance(values, (list, tuple)) or len(values) != length:
@@ -56,27 +63,35 @@ class FeatureSpec(NamedTuple):
 
 
 class ConvMixerBlock(nn.Module):
-    """ConvMixer block: residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN, as in the paper.
+    """ConvMixer block: residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN.
+
+    The paper has no residual around the pointwise half; ``shortcut=False`` reproduces it exactly. In a plain stack
+    BatchNorm multiplies the gradient at every block: with 30 such blocks (yolov8n-sized) the stem gets 270x the
+    relative gradient of the backbone's end at initialization (stock YOLOv8n: 7x), eval-mode BN statistics lag the
+    weights, and the detector barely learns in YOLO's short schedules. ``shortcut=True`` (default) adds the residual.
+    See README, "Why the pointwise shortcut and wider levels".
 
     Args:
         c1 (int): Input and output channels.
         k (int): Odd depthwise kernel size (the paper uses 9).
         act (str): Activation name, ``gelu`` by default as in the paper.
+        shortcut (bool): Add a residual around the pointwise half as well.
     """
 
-    def __init__(self, c1: int, k: int = 9, act: str = "gelu"):
+    def __init__(self, c1: int, k: int = 9, act: str = "gelu", shortcut: bool = True):
         super().__init__()
         c1, k = _check_int("c1", c1), _check_kernel("k", k)
         self.dw = DepthwiseConv2d(c1, k)
         self.act1, self.bn1 = activation(act), nn.BatchNorm2d(c1)
         self.pw = nn.Conv2d(c1, c1, 1)
         self.act2, self.bn2 = activation(act), nn.BatchNorm2d(c1)
-        self.c2 = c1
+        self.shortcut, self.c2 = _check_bool("shortcut", shortcut), c1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Mix space (depthwise, with residual), then channels (pointwise)."""
+        """Mix space (depthwise, with residual), then channels (pointwise, residual if ``shortcut``)."""
         x = x + self.bn1(self.act1(self.dw(x)))
-        return self.bn2(self.act2(self.pw(x)))
+        y = self.bn2(self.act2(self.pw(x)))
+        return x + y if self.shortcut else y
 
 
 class PatchEmbed(nn.Module):
@@ -110,15 +125,16 @@ class ConvMixerStage(nn.Module):
         n (int): Number of ConvMixer blocks (scaled by the model's depth multiple in a YAML).
         k (int): Odd depthwise kernel size.
         act (str): Activation name.
+        shortcut (bool): Residual around each block's pointwise half too (see ``ConvMixerBlock``).
     """
 
-    def __init__(self, c1: int, c2: int, n: int = 1, k: int = 9, act: str = "gelu"):
+    def __init__(self, c1: int, c2: int, n: int = 1, k: int = 9, act: str = "gelu", shortcut: bool = True):
         super().__init__()
         c1, c2, n = _check_int("c1", c1), _check_int("c2", c2), _check_int("n", n)
         self.transition = (
             nn.Sequential(nn.Conv2d(c1, c2, 1), activation(act), nn.BatchNorm2d(c2)) if c1 != c2 else nn.Identity()
         )
-        self.blocks = nn.Sequential(*(ConvMixerBlock(c2, k, act) for _ in range(n)))
+        self.blocks = nn.Sequential(*(ConvMixerBlock(c2, k, act, shortcut) for _ in range(n)))
         self.c2 = c2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,6 +171,7 @@ class ConvMixerBackbone(nn.Module):
         k (int): Odd depthwise kernel size.
         design (str): ``hierarchical``, ``isotropic16`` (alias ``isotropic``) or ``isotropic8``.
         act (str): Activation name.
+        shortcut (bool): Residual around each block's pointwise half too (see ``ConvMixerBlock``).
     """
 
     strides = (8, 16, 32)
@@ -167,9 +184,10 @@ class ConvMixerBackbone(nn.Module):
         k: int = 9,
         design: str = "hierarchical",
         act: str = "gelu",
+        shortcut: bool = True,
     ):
         super().__init__()
-        c1, k = _check_int("c1", c1), _check_kernel("k", k)
+        c1, k, shortcut = _check_int("c1", c1), _check_kernel("k", k), _check_bool("shortcut", shortcut)
         channels, depths = _check_ints("channels", channels, 3), _check_ints("depths", depths, 3, minimum=0)
         design = DESIGN_ALIASES.get(design, design)
         if design not in DESIGNS:
@@ -183,14 +201,14 @@ class ConvMixerBackbone(nn.Module):
             self.levels = nn.ModuleList(
                 nn.Sequential(
                     PatchEmbed(widths[i], widths[i + 1], p=2, act=act),
-                    *(ConvMixerBlock(widths[i + 1], k, act) for _ in range(depths[i])),
+                    *(ConvMixerBlock(widths[i + 1], k, act, shortcut) for _ in range(depths[i])),
                 )
                 for i in range(3)
             )
         else:
             trunk_stride, dim = (16, channels[1]) if design == "isotropic16" else (8, channels[0])
             self.stem = PatchEmbed(c1, dim, p=trunk_stride, act=act)
-            self.trunk = nn.Sequential(*(ConvMixerBlock(dim, k, act) for _ in range(sum(depths))))
+            self.trunk = nn.Sequential(*(ConvMixerBlock(dim, k, act, shortcut) for _ in range(sum(depths))))
             self.pyramid = nn.ModuleList(
                 _Resample(dim, c, trunk_stride / s, act) for c, s in zip(channels, self.strides)
             )
