@@ -191,6 +191,18 @@ def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
     assert "yolov8n-mine: settings changed since the last run; training again" in capsys.readouterr().out
 
 
+def test_latencies_are_timed_with_the_models_taking_turns():
+    from ultralytics_convmixer.compare import interleaved_medians
+
+    calls = []
+    step = lambda name: (lambda: calls.append(name), lambda: None)  # noqa: E731
+    steps = [{"pt": step("a:pt"), "onnx": step("a:onnx")}, {"pt": step("b:pt")}]  # b's ONNX export failed
+    result = interleaved_medians(steps, runs=3, warmup=1)
+    assert calls == ["a:pt", "b:pt", *["a:pt", "b:pt"] * 3, "a:onnx", *["a:onnx"] * 3]  # warm-up, then turns
+    assert set(result[0]) == {"pt", "onnx"} and set(result[1]) == {"pt"}
+    assert all(v >= 0 for r in result for v in r.values())
+
+
 def test_overrides_are_converted_like_the_yolo_cli():
     from ultralytics_convmixer.compare import parse_overrides, training_args
 

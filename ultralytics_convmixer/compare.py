@@ -22,7 +22,9 @@ What each column means and how it is measured:
   separate processes and are not added, and it includes the ~0.5 GB that importing torch and Ultralytics costs.
 - ``PyTorch b1/b32 (ms)``: median over ``--latency-runs`` forward passes of the fused fp32 model in eval mode at batch
   1 and 32 and the training ``imgsz``, after 3 warm-up passes, on the training device (CUDA is synchronised around
-  each pass). Random input already on the device; the head's output decoding is included, NMS is not.
+  each pass). Random input already on the device; the head's output decoding is included, NMS is not. The models take
+  turns pass by pass (model A, model B, A, B, ...), so that drift of the machine's speed (turbo, thermal limits,
+  other load) hits all of them alike; on a 2-core VM timing one model after the other moved the ratio by 10-20%.
 - ``ONNX b1/b32 (ms)``: the same for the model exported by Ultralytics to ONNX (``dynamic=True``, ``simplify=False``;
   ONNX Runtime does its own graph optimisation) and run with ONNX Runtime, on the CUDA execution provider when
   training used a GPU and it is available (host-to-device copies included), else the CPU provider.
@@ -698,13 +700,23 @@ def measure_latency(
     Returns:
         (float): Median milliseconds per forward pass.
     """
+    step, sync = pytorch_step(model, imgsz, batch, device)
+    return median_ms(step, runs, warmup, sync)
+
+
+def pytorch_step(model: Any, imgsz: int | Sequence[int], batch: int, device: Any = "cpu") -> tuple[Callable, Callable]:
+    """Return ``(step, sync)``: one inference-mode forward pass of ``model`` on random input, and a CUDA sync."""
     import torch
 
     device = torch.device(device)
     x = torch.rand(batch, 3, *_imgsz_hw(imgsz), device=device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    with torch.inference_mode():
-        return median_ms(lambda: model(x), runs, warmup, sync)
+
+    def step():
+        with torch.inference_mode():
+            return model(x)
+
+    return step, sync
 
 
 def onnx_session(path: str | Path, device: Any = "cpu") -> Any:
@@ -743,13 +755,48 @@ def onnx_latency(
     Returns:
         (float): Median milliseconds per run (input copies to the device included).
     """
-    import numpy as np
-
     if isinstance(session, (str, Path)):
         session = onnx_session(session, device)
-    inp = session.get_inputs()[0]
+    return median_ms(onnx_step(session, imgsz, batch), runs, warmup)
+
+
+def onnx_step(session: Any, imgsz: int | Sequence[int], batch: int) -> Callable:
+    """Return one ONNX Runtime run of ``session`` on random input (input copies to the device included)."""
+    import numpy as np
+
+    name = session.get_inputs()[0].name
     x = np.random.default_rng(0).random((batch, 3, *_imgsz_hw(imgsz)), dtype=np.float32)
-    return median_ms(lambda: session.run(None, {inp.name: x}), runs, warmup)
+    return lambda: session.run(None, {name: x})
+
+
+def interleaved_medians(steps: list[dict[str, tuple[Callable, Callable]]], runs: int, warmup: int) -> list[dict]:
+    """Time several models' steps taking turns run by run, so that drift of the machine's speed hits all alike.
+
+    Args:
+        steps (list[dict[str, tuple[Callable, Callable]]]): Per model, ``{key: (step, sync)}``.
+        runs (int): Timed runs per key and model; the median is returned.
+        warmup (int): Untimed runs per key and model first.
+
+    Returns:
+        (list[dict[str, float]]): Per model, ``{key: median milliseconds}``.
+    """
+    results: list[dict[str, float]] = [{} for _ in steps]
+    for key in dict.fromkeys(k for model_steps in steps for k in model_steps):  # keys in order, each once
+        timed = [(i, *model_steps[key]) for i, model_steps in enumerate(steps) if key in model_steps]
+        times: dict[int, list[float]] = {i: [] for i, _, _ in timed}
+        for _, step, sync in timed:
+            for _ in range(warmup):
+                step()
+            sync()
+        for _ in range(max(1, runs)):
+            for i, step, sync in timed:
+                start = time.perf_counter()
+                step()
+                sync()
+                times[i].append((time.perf_counter() - start) * 1000)
+        for i, t in times.items():
+            results[i][key] = statistics.median(t)
+    return results
 
 
 def export_onnx(yolo: Any, path: Path, imgsz: int | Sequence[int], device: Any = "cpu") -> Path:
@@ -809,23 +856,21 @@ def build_model(spec: ModelSpec, data: DataSpec | None, weights: str | None = No
     return yolo
 
 
-def profile(
-    yolo: Any, name: str, imgsz: int, device: Any, runs: int, onnx_dir: Path | None, warmup: int = WARMUP_RUNS
-) -> dict[str, Any]:
-    """Measure params, GFLOPs and latency of one model (PyTorch, then ONNX Runtime if ``onnx_dir`` is given).
+def prepare_profile(
+    yolo: Any, name: str, imgsz: int, device: Any, onnx_dir: Path | None
+) -> tuple[dict[str, Any], dict[str, tuple[Callable, Callable]]]:
+    """Measure params and GFLOPs of one model and prepare its latency steps (PyTorch, and ONNX Runtime if asked).
 
     Args:
         yolo (ultralytics.YOLO): The model.
         name (str): Its name (the ONNX file is ``<onnx_dir>/<name>.onnx``).
         imgsz (int): Image size.
         device (torch.device): Device to time on.
-        runs (int): Timed runs per measurement.
         onnx_dir (Path | None): Folder for the ONNX export; None skips ONNX.
-        warmup (int): Untimed runs before each measurement.
 
     Returns:
-        (dict[str, Any]): ``params``, ``gflops``, ``pt_b1_ms``, ``pt_b32_ms``, ``onnx_b1_ms``, ``onnx_b32_ms`` and
-            ``onnx_provider``.
+        (tuple[dict, dict]): ``{params, gflops, onnx_provider}`` and ``{key: (step, sync)}`` for the keys
+            ``pt_b1_ms``, ``pt_b32_ms``, ``onnx_b1_ms``, ``onnx_b32_ms`` (see :func:`interleaved_medians`).
     """
     from copy import deepcopy
 
@@ -836,18 +881,15 @@ def profile(
     model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
     for p in model.parameters():
         p.requires_grad_(False)
-    for b in LATENCY_BATCHES:
-        row[f"pt_b{b}_ms"] = measure_latency(model, imgsz, b, device, runs, warmup)
-    del model
+    steps = {f"pt_b{b}_ms": pytorch_step(model, imgsz, b, device) for b in LATENCY_BATCHES}
     if onnx_dir is not None:
         try:
             session = onnx_session(export_onnx(yolo, onnx_dir / f"{name}.onnx", imgsz, device), device)
             row["onnx_provider"] = session.get_providers()[0]
-            for b in LATENCY_BATCHES:
-                row[f"onnx_b{b}_ms"] = onnx_latency(session, imgsz, b, device, runs, warmup)
+            steps.update({f"onnx_b{b}_ms": (onnx_step(session, imgsz, b), lambda: None) for b in LATENCY_BATCHES})
         except Exception as e:  # noqa: BLE001 - keep the other columns; say why these are empty
             log(f"{name}: ONNX export or ONNX Runtime failed, ONNX columns left empty: {_one_line(e)}")
-    return row
+    return row, steps
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -1133,7 +1175,7 @@ def profile_all(
     runs: int,
     out: Path,
 ) -> list[dict[str, Any]]:
-    """Profile every model in this process, so that their latencies compare fairly.
+    """Profile every model in this process, timing them in turns run by run, so that their latencies compare fairly.
 
     Args:
         specs (list[ModelSpec]): The models.
@@ -1150,16 +1192,19 @@ def profile_all(
     onnx_dir = out / "onnx" if _onnx_available() else None
     if onnx_dir is None:
         log("onnx/onnxruntime not installed (pip install 'ultralytics-convmixer[export]'); ONNX columns left empty")
-    rows = []
+    rows, steps = [], []
     for spec in specs:
         t = trained.get(spec.name, {})
         size = t.get("imgsz") or imgsz  # the size training really used
-        log(f"{spec.name}: profiling on {device} at imgsz {size} ({runs} runs per latency)")
+        log(f"{spec.name}: preparing at imgsz {size} on {device}")
         yolo = build_model(spec, data, t.get("weights"))
         row = {"name": spec.name, "source": spec.source, "task": spec.task, **t, "imgsz": size}
-        row.update(profile(yolo, spec.name, size, device, runs, onnx_dir))
-        row.update(device_name=str(device), latency_runs=runs)
-        rows.append(row)
+        measured, model_steps = prepare_profile(yolo, spec.name, size, device, onnx_dir)
+        rows.append({**row, **measured, "device_name": str(device), "latency_runs": runs})
+        steps.append(model_steps)
+    log(f"timing {len(specs)} models in turns ({runs} runs per latency, {WARMUP_RUNS} warm-up runs)")
+    for row, latencies in zip(rows, interleaved_medians(steps, runs, WARMUP_RUNS)):
+        row.update(latencies)
     return rows
 
 
