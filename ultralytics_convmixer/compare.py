@@ -1028,7 +1028,7 @@ def _notes(rows: list[dict[str, Any]], task: str, data: DataSpec, args: dict[str
         f"; ONNX Runtime provider: {r.get('onnx_provider') or 'n/a'}",
         f"training arguments: {shown}" if trained else "not trained (--no-train): accuracy, time and memory are empty",
         f"ratios (×) are against the first model, {r['name']}; latency is the median of {r.get('latency_runs')} runs"
-        f" after {WARMUP_RUNS} warm-up runs" + (f"; peak mem is {mem}." if trained else "."),
+        f" after {WARMUP_RUNS} warm-up runs, the models taking turns" + (f"; peak mem is {mem}." if trained else "."),
     ]
     return "\n".join(f"- {ln}" for ln in lines)
 
