@@ -13,7 +13,6 @@ the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is 
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
 
-from ultralytics_convmixer.compare import median_ms
+from ultralytics_convmixer.compare import interleaved_medians, median_ms, onnx_step
 
 
 def timed(step, args, device: torch.device) -> float:
@@ -96,17 +95,8 @@ def onnx_ms(names: list, args) -> list:
             model.model.yaml_file = str(Path(tmp) / Path(name).name)  # export next to a temp path, not the CWD
             path = model.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
             sessions.append(ort.InferenceSession(path, providers=["CPUExecutionProvider"]))
-        feed = torch.rand(1, 3, args.imgsz, args.imgsz).numpy()
-        runs = [lambda s=s: s.run(None, {s.get_inputs()[0].name: feed}) for s in sessions]
-        for run in runs * args.warmup:
-            run()
-        times = [[] for _ in runs]
-        for _ in range(args.runs):
-            for run, t in zip(runs, times):
-                start = time.perf_counter()
-                run()
-                t.append((time.perf_counter() - start) * 1000)
-    return [statistics.median(t) for t in times]
+        steps = [{"onnx": (onnx_step(session, args.imgsz, 1), lambda: None)} for session in sessions]
+        return [r["onnx"] for r in interleaved_medians(steps, args.runs, args.warmup)]
 
 
 def measure(name: str, args, device: torch.device) -> dict:
