@@ -1,9 +1,14 @@
 """Benchmark scripts run on CPU at small settings and report ratios against stock YOLOv8 measured in the same run."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+
+from conftest import real_dataset
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -42,3 +47,39 @@ def test_init_gradients_show_the_plain_deep_stack_starving_all_but_its_stem():
     assert set(ratio) == {("yolov8n.yaml", "-"), (deep.name, "true"), (deep.name, "false")}
     # Without the pointwise shortcut 30 blocks give the stem >10x the relative gradient they give with it.
     assert ratio[(deep.name, "false")] > 10 * ratio[(deep.name, "true")]
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_errors_by_size_separates_finding_classifying_and_localizing():
+    ebs = _load_script("errors_by_size")
+    gt = np.array([[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.9, 0.9], [0.0, 0.0, 0.03, 0.03]])
+    pred = np.array([[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.9, 0.8]])  # exact; IoU 0.75 but the wrong class
+    stats = ebs.image_stats(gt, np.array([1, 2, 3]), pred, np.array([1, 0]))
+    assert [(s["found"], s["class_ok"]) for s in stats] == [(True, True), (True, False), (False, False)]
+    assert [round(s["iou"], 6) for s in stats] == [1.0, 0.75, 0.0]
+    rows = {r["size"]: r for r in ebs.summarize(stats)}
+    assert {k: r["objects"] for k, r in rows.items()} == {"0-0.05": 1, "0.05-0.1": 0, "0.1-0.2": 1, "0.2-1": 1}
+    assert rows["0-0.05"]["found"] == 0 and rows["0.1-0.2"]["class_ok"] == 1 and rows["0.2-1"]["class_ok"] == 0
+    assert ebs.image_stats(gt, np.array([1, 2, 3]), np.zeros((0, 4)), np.zeros(0))[0]["iou"] == 0.0
+
+
+def test_errors_by_size_counts_every_labelled_object(tmp_path_factory, tmp_path):
+    from ultralytics import YOLO
+
+    data = real_dataset(tmp_path_factory, "coco8")
+    weights = tmp_path / "untrained.pt"
+    YOLO("yolov8n-convmixer.yaml").save(weights)
+    out = tmp_path / "errors.json"
+    cmd = [sys.executable, str(BENCHMARKS / "errors_by_size.py"), str(weights), "--data", str(data), "--imgsz", "64"]
+    printed = subprocess.run([*cmd, "--json", str(out)], check=True, capture_output=True, text=True, timeout=600).stdout
+    rows = json.loads(out.read_text())["rows"]
+    label_files = (data.parent / "labels" / "val").glob("*.txt")
+    labels = sum(len([line for line in f.read_text().splitlines() if line.strip()]) for f in label_files)
+    assert sum(r["objects"] for r in rows) == labels and len(rows) == 4
+    assert f"| {weights} | 0.2-1 |" in printed

@@ -8,8 +8,10 @@ import csv
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -80,6 +82,51 @@ def test_compare_trains_reports_and_resumes(tmp_path_factory, tmp_path, capsys):
     assert "yolov8n: already trained" in text
     assert "yolov8n-convmixer: previous training did not finish" in text
     assert "yolov8n-convmixer: training yolov8n-convmixer.yaml" in text
+
+
+def _kill_after_a_saved_epoch(proc: subprocess.Popen, last_pt, timeout: float = 600) -> None:
+    """Kill ``proc``'s process group once ``last_pt`` holds a complete checkpoint (stopped first, so it cannot be
+    caught half-written)."""
+    import torch
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if last_pt.is_file():
+            os.killpg(proc.pid, signal.SIGSTOP)
+            try:
+                torch.load(last_pt, map_location="cpu", weights_only=False)
+                break
+            except Exception:  # being written: let it finish
+                os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    assert proc.poll() is None, "the training ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_an_interrupted_training_resumes_from_its_last_saved_epoch(tmp_path_factory, tmp_path, capsys):
+    data = real_dataset(tmp_path_factory, "coco8")
+    out = tmp_path / "cmp"
+    argv = ["compare", "yolov8n-convmixer.yaml", "--data", str(data), "--out", str(out), *TINY, "epochs=6"]
+    run = out / "runs" / "yolov8n-convmixer"
+    code = "import sys; from ultralytics_convmixer.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    _kill_after_a_saved_epoch(proc, run / "weights" / "last.pt")
+    rows_before = (run / "results.csv").read_text(encoding="utf-8").splitlines()
+    assert 2 <= len(rows_before) <= 6  # header + 1 to 5 epochs: interrupted mid-way
+
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "yolov8n-convmixer: previous training did not finish" in text
+    assert f"yolov8n-convmixer: resuming the interrupted training from {run / 'weights' / 'last.pt'}" in text
+    state = json.loads((out / "state" / "yolov8n-convmixer.json").read_text(encoding="utf-8"))
+    assert state["status"] == "done" and state["train"]["epochs"] == 6
+    assert state["train"]["resumed_from_epoch"] >= 1
+    rows_after = (run / "results.csv").read_text(encoding="utf-8").splitlines()
+    assert rows_after[:2] == rows_before[:2]  # epoch 1 kept (its wall-clock time too): not trained from scratch
+    assert rows_after[-1].split(",")[0].strip() == "6"
 
 
 @pytest.mark.slow

@@ -23,8 +23,8 @@ Models: model YAMLs or weights, stock names (yolov8n.yaml) or packaged ones (yol
 the baseline of the ratios. Any Ultralytics training argument passes through as key=value (epochs=10 imgsz=320
 device=0 batch=16 workers=4 fraction=0.5 ...); seed=0 and deterministic=True unless given.
 
-Re-running the same command skips the models whose training already finished (state in <out>/state/); training
-runs are in <out>/runs/<model>.
+Re-running the same command skips the models whose training already finished and continues an interrupted one from
+its last saved epoch (state in <out>/state/); training runs are in <out>/runs/<model>.
 
 examples:
   ultralytics-convmixer compare epochs=10 imgsz=320

@@ -37,7 +37,8 @@ boxes from the polygons). When the labels are not there yet (a dataset that is d
 the check is skipped.
 
 An interrupted comparison resumes: each model's state is kept in ``<out>/state/<name>.json``, and re-running the same
-command skips the models whose training finished with the same settings. Training runs are in ``<out>/runs/<name>``.
+command skips the models whose training finished with the same settings and continues an interrupted training from its
+last saved epoch (Ultralytics' ``resume``). Training runs are in ``<out>/runs/<name>``.
 """
 
 from __future__ import annotations
@@ -528,7 +529,7 @@ def load_done(out: Path, spec: ModelSpec, config: dict[str, Any]) -> dict[str, A
     except (OSError, ValueError):
         return None
     if state.get("status") != "done":
-        log(f"{spec.name}: previous training did not finish; training again")
+        log(f"{spec.name}: previous training did not finish")
         return None
     if state.get("config") != config:
         log(f"{spec.name}: settings changed since the last run; training again")
@@ -537,6 +538,30 @@ def load_done(out: Path, spec: ModelSpec, config: dict[str, Any]) -> dict[str, A
         log(f"{spec.name}: trained weights are gone; training again")
         return None
     return state["train"]
+
+
+def resumable_checkpoint(state_file: Path, run_dir: Path, config: dict[str, Any]) -> Path | None:
+    """Return ``last.pt`` of an interrupted training with the same ``config`` that Ultralytics can resume, else None.
+
+    Resumable means: the state file says the training started with ``config`` and never finished, and ``last.pt``
+    loads, still holds its optimizer (Ultralytics strips it once training ends) and has epochs left to train.
+    """
+    last = run_dir / "weights" / "last.pt"
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if state.get("status") != "training" or state.get("config") != config or not last.is_file():
+        return None
+    import torch
+
+    try:  # our own output; weights_only=False because Ultralytics pickles the whole model into it
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as e:  # e.g. cut short while being written
+        log(f"{last}: cannot resume from it ({_one_line(e)})")
+        return None
+    epoch, epochs = ckpt.get("epoch", -1), (ckpt.get("train_args") or {}).get("epochs", 0)
+    return last if ckpt.get("optimizer") is not None and 0 <= epoch < epochs - 1 else None
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -570,6 +595,9 @@ def _run_child(cmd: list[str]) -> tuple[int, float | None]:
 def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path) -> dict[str, Any]:
     """Train one model in a subprocess under ``<out>/runs/<name>`` and record its results in its state file.
 
+    A training of the same model with the same settings that was interrupted after saving an epoch is resumed from
+    its ``last.pt`` instead of being started again.
+
     Args:
         spec (ModelSpec): The model.
         data (DataSpec): The dataset.
@@ -584,18 +612,22 @@ def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path) -> d
     """
     config = run_config(spec, data, args)
     run_dir = out / "runs" / spec.name
-    if run_dir.exists():
-        log(f"{spec.name}: removing the previous, unfinished or outdated run {run_dir}")
-        shutil.rmtree(run_dir)
     state_file = state_path(out, spec.name)
-    _write_json(state_file, {"status": "training", "config": config})
+    resume = resumable_checkpoint(state_file, run_dir, config)
+    if resume:
+        log(f"{spec.name}: resuming the interrupted training from {resume}")
+    else:
+        if run_dir.exists():
+            log(f"{spec.name}: removing the previous, unfinished or outdated run {run_dir}")
+            shutil.rmtree(run_dir)
+        _write_json(state_file, {"status": "training", "config": config})
+        log(f"{spec.name}: training {spec.arg} on {data.arg} in {run_dir}")
     result_file = state_file.with_name(f"{spec.name}.result.json")
     result_file.unlink(missing_ok=True)
     job = {"model": spec.source, "data": data.arg, "args": args, "project": str(run_dir.parent), "name": spec.name}
-    job["result"] = str(result_file)
+    job.update(result=str(result_file), resume=str(resume) if resume else None)
     job_file = state_file.with_name(f"{spec.name}.job.json")
     _write_json(job_file, job)
-    log(f"{spec.name}: training {spec.arg} on {data.arg} in {run_dir}")
     cmd = [sys.executable, "-c", f"from {__name__} import _train_child; _train_child({str(job_file)!r})"]
     t0 = time.time()
     code, rss_mb = _run_child(cmd)
@@ -618,12 +650,16 @@ def _metrics_dict(metrics: Any, trainer: Any) -> dict[str, float]:
 
 
 def _csv_epoch_time(csv_file: Path) -> float | None:
-    """Mean epoch time from ``results.csv``'s cumulative ``time`` column (validation included)."""
+    """Mean epoch time from ``results.csv``'s cumulative ``time`` column (validation included).
+
+    The column starts again from 0 when a training is resumed: a time below the previous row's is the first epoch after
+    the resume and counts as it is.
+    """
     try:
         with open(csv_file, encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        return float(rows[-1]["time"]) / len(rows)
-    except (OSError, KeyError, IndexError, ValueError, ZeroDivisionError):
+            times = [float(row["time"]) for row in csv.DictReader(f)]
+        return statistics.mean(t - prev if t >= prev else t for prev, t in zip([0.0, *times], times))
+    except (OSError, KeyError, ValueError, statistics.StatisticsError):
         return None
 
 
@@ -634,19 +670,21 @@ def _train_child(job_file: str) -> None:
     from ultralytics import YOLO
 
     job = json.loads(Path(job_file).read_text(encoding="utf-8"))
-    model = YOLO(job["model"])
+    model = YOLO(job.get("resume") or job["model"])
     starts: list[float] = []
     epoch_times: list[float] = []
     model.add_callback("on_train_epoch_start", lambda trainer: starts.append(time.perf_counter()))
     model.add_callback("on_train_epoch_end", lambda trainer: epoch_times.append(time.perf_counter() - starts[-1]))
-    metrics = model.train(data=job["data"], project=job["project"], name=job["name"], exist_ok=True, **job["args"])
+    train_args = dict(job["args"], resume=True) if job.get("resume") else job["args"]
+    metrics = model.train(data=job["data"], project=job["project"], name=job["name"], exist_ok=True, **train_args)
     trainer = model.trainer
     device = getattr(trainer, "device", None)
     on_cuda = device is not None and device.type == "cuda" and torch.cuda.is_available()
     weights = trainer.best if trainer.best.exists() else trainer.last
     result = {
         "metrics": _metrics_dict(metrics, trainer),
-        "epochs": len(epoch_times) or trainer.epochs,
+        "epochs": trainer.start_epoch + len(epoch_times) if epoch_times else trainer.epochs,
+        "resumed_from_epoch": trainer.start_epoch,  # 0 unless resumed; s_per_epoch is over the epochs timed here
         "s_per_epoch": statistics.mean(epoch_times) if epoch_times else _csv_epoch_time(trainer.csv),
         "epoch_times_s": epoch_times,
         "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if on_cuda else None,
