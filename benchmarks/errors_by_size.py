@@ -6,7 +6,8 @@ images, so that two backbones can be compared where they differ:
 
 - ``found``: fraction of labelled objects that some prediction (any class, confidence >= ``--conf``) overlaps with
   IoU >= 0.5;
-- ``class_ok``: of the found objects, the fraction whose best-overlapping prediction has the right class;
+- ``class_ok``: of the found objects, the fraction where the most confident of the predictions overlapping them with
+  IoU >= 0.5 has the right class (NMS is per class, so boxes of other classes may sit on the same object);
 - ``mean_iou``: mean over all labelled objects of the best IoU of any prediction (0 where there is none).
 
 Each object is matched to its best-overlapping prediction independently (no one-to-one assignment as in mAP): this is
@@ -39,17 +40,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a)[:, None] + area(b)[None] - inter + 1e-12)
 
 
-def image_stats(gt_xyxy: np.ndarray, gt_cls: np.ndarray, pred_xyxy: np.ndarray, pred_cls: np.ndarray) -> list[dict]:
-    """Match each labelled object (normalized ``xyxy``) to its best-overlapping prediction; one dict per object."""
+def image_stats(
+    gt_xyxy: np.ndarray, gt_cls: np.ndarray, pred_xyxy: np.ndarray, pred_cls: np.ndarray, pred_conf: np.ndarray
+) -> list[dict]:
+    """Match each labelled object (normalized ``xyxy``) against the predictions; one dict per object."""
     iou = box_iou(gt_xyxy, pred_xyxy) if len(pred_xyxy) else np.zeros((len(gt_xyxy), 0))
     sides = np.sqrt((gt_xyxy[:, 2:] - gt_xyxy[:, :2]).prod(-1))
     stats = []
     for i in range(len(gt_xyxy)):
-        best = int(iou[i].argmax()) if iou.shape[1] else -1
-        best_iou = float(iou[i, best]) if best >= 0 else 0.0
-        found = best_iou >= IOU_FOUND
-        stats.append(dict(side=float(sides[i]), iou=best_iou, found=found,
-                          class_ok=bool(found and pred_cls[best] == gt_cls[i])))  # fmt: skip
+        overlapping = np.flatnonzero(iou[i] >= IOU_FOUND)
+        top = overlapping[pred_conf[overlapping].argmax()] if len(overlapping) else -1
+        stats.append(dict(side=float(sides[i]), iou=float(iou[i].max(initial=0.0)), found=top >= 0,
+                          class_ok=bool(top >= 0 and pred_cls[top] == gt_cls[i])))  # fmt: skip
     return stats
 
 
@@ -97,7 +99,8 @@ def evaluate(weights: str, images: list[Path], imgsz: int, conf: float, device: 
     for image in images:
         result = model.predict(str(image), imgsz=imgsz, conf=conf, device=device, verbose=False)[0]
         gt_cls, gt_xyxy = read_labels(image)
-        stats += image_stats(gt_xyxy, gt_cls, result.boxes.xyxyn.cpu().numpy(), result.boxes.cls.cpu().numpy())
+        boxes = result.boxes.cpu().numpy()
+        stats += image_stats(gt_xyxy, gt_cls, boxes.xyxyn, boxes.cls, boxes.conf)
     return stats
 
 

@@ -59,14 +59,19 @@ def _load_script(name: str):
 def test_errors_by_size_separates_finding_classifying_and_localizing():
     ebs = _load_script("errors_by_size")
     gt = np.array([[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.9, 0.9], [0.0, 0.0, 0.03, 0.03]])
-    pred = np.array([[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.9, 0.8]])  # exact; IoU 0.75 but the wrong class
-    stats = ebs.image_stats(gt, np.array([1, 2, 3]), pred, np.array([1, 0]))
+    # Object 0: an exact box of the right class, and a less confident one of another class on it.
+    # Object 1: IoU 0.75 but the wrong class, though a barely overlapping box (IoU < 0.5) has the right one.
+    pred = np.array([[0.1, 0.1, 0.2, 0.2], [0.1, 0.1, 0.2, 0.19], [0.5, 0.5, 0.9, 0.8], [0.5, 0.5, 0.6, 0.6]])
+    cls, conf = np.array([1, 5, 0, 2]), np.array([0.9, 0.5, 0.8, 0.9])
+    stats = ebs.image_stats(gt, np.array([1, 2, 3]), pred, cls, conf)
     assert [(s["found"], s["class_ok"]) for s in stats] == [(True, True), (True, False), (False, False)]
     assert [round(s["iou"], 6) for s in stats] == [1.0, 0.75, 0.0]
+    (swapped,) = ebs.image_stats(gt[:1], np.array([1]), pred[:2], cls[:2], np.array([0.5, 0.9]))
+    assert swapped["found"] and not swapped["class_ok"]  # the most confident overlapping box names the class
     rows = {r["size"]: r for r in ebs.summarize(stats)}
     assert {k: r["objects"] for k, r in rows.items()} == {"0-0.05": 1, "0.05-0.1": 0, "0.1-0.2": 1, "0.2-1": 1}
     assert rows["0-0.05"]["found"] == 0 and rows["0.1-0.2"]["class_ok"] == 1 and rows["0.2-1"]["class_ok"] == 0
-    assert ebs.image_stats(gt, np.array([1, 2, 3]), np.zeros((0, 4)), np.zeros(0))[0]["iou"] == 0.0
+    assert ebs.image_stats(gt, np.array([1, 2, 3]), np.zeros((0, 4)), np.zeros(0), np.zeros(0))[0]["iou"] == 0.0
 
 
 def test_errors_by_size_counts_every_labelled_object(tmp_path_factory, tmp_path):
