@@ -10,8 +10,8 @@ images, so that two backbones can be compared where they differ:
   IoU >= 0.5 has the right class (NMS is per class, so boxes of other classes may sit on the same object);
 - ``mean_iou``: mean over all labelled objects of the best IoU of any prediction (0 where there is none).
 
-Each object is matched to its best-overlapping prediction independently (no one-to-one assignment as in mAP): this is
-a diagnostic, not a metric to report instead of mAP.
+Each object is judged on its own against all predictions (no one-to-one assignment as in mAP): this is a diagnostic,
+not a metric to report instead of mAP.
 
     python benchmarks/errors_by_size.py runs/compare/runs/yolov8n/weights/best.pt \
         runs/compare/runs/yolov8n-convmixer/weights/best.pt --data shapes-detect.yaml --imgsz 320
@@ -50,7 +50,7 @@ def image_stats(
     for i in range(len(gt_xyxy)):
         overlapping = np.flatnonzero(iou[i] >= IOU_FOUND)
         top = overlapping[pred_conf[overlapping].argmax()] if len(overlapping) else -1
-        stats.append(dict(side=float(sides[i]), iou=float(iou[i].max(initial=0.0)), found=top >= 0,
+        stats.append(dict(side=float(sides[i]), iou=float(iou[i].max(initial=0.0)), found=bool(top >= 0),
                           class_ok=bool(top >= 0 and pred_cls[top] == gt_cls[i])))  # fmt: skip
     return stats
 
