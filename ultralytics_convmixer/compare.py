@@ -707,39 +707,7 @@ def _imgsz_hw(imgsz: int | Sequence[int]) -> tuple[int, int]:
 
 def median_ms(step: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], Any] = lambda: None) -> float:
     """Median wall time of ``step`` in milliseconds over ``runs`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(max(1, runs)):
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
-def measure_latency(
-    model: Any, imgsz: int | Sequence[int], batch: int, device: Any = "cpu", runs: int = 20, warmup: int = WARMUP_RUNS
-) -> float:
-    """Return the median latency of a PyTorch model's forward pass in milliseconds.
-
-    The model is run as given (fuse it and put it in eval mode first) on random fp32 input that is already on
-    ``device``; CUDA is synchronised after each pass.
-
-    Args:
-        model (torch.nn.Module): The model, already on ``device``.
-        imgsz (int | Sequence[int]): Input size, an int or (h, w).
-        batch (int): Batch size.
-        device (str | torch.device): Device of the model.
-        runs (int): Timed passes; the median is returned.
-        warmup (int): Untimed passes first.
-
-    Returns:
-        (float): Median milliseconds per forward pass.
-    """
-    step, sync = pytorch_step(model, imgsz, batch, device)
-    return median_ms(step, runs, warmup, sync)
+    return interleaved_medians([{"step": (step, sync)}], runs, warmup)[0]["step"]
 
 
 def pytorch_step(model: Any, imgsz: int | Sequence[int], batch: int, device: Any = "cpu") -> tuple[Callable, Callable]:
@@ -774,28 +742,6 @@ def onnx_session(path: str | Path, device: Any = "cpu") -> Any:
         index = str(device).partition(":")[2] or "0"
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index)}))
     return ort.InferenceSession(str(path), providers=providers)
-
-
-def onnx_latency(
-    session: Any, imgsz: int | Sequence[int], batch: int, device: Any = "cpu", runs: int = 20, warmup: int = WARMUP_RUNS
-) -> float:
-    """Return the median latency of an ONNX model in ONNX Runtime in milliseconds.
-
-    Args:
-        session (onnxruntime.InferenceSession | str | Path): A session (see :func:`onnx_session`) or an ONNX file
-            exported with a dynamic or matching batch size.
-        imgsz (int | Sequence[int]): Input size, an int or (h, w).
-        batch (int): Batch size.
-        device (str | torch.device): Device used to open a session from a file.
-        runs (int): Timed runs; the median is returned.
-        warmup (int): Untimed runs first.
-
-    Returns:
-        (float): Median milliseconds per run (input copies to the device included).
-    """
-    if isinstance(session, (str, Path)):
-        session = onnx_session(session, device)
-    return median_ms(onnx_step(session, imgsz, batch), runs, warmup)
 
 
 def onnx_step(session: Any, imgsz: int | Sequence[int], batch: int) -> Callable:
