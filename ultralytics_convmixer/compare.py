@@ -512,6 +512,14 @@ def model_fingerprint(source: str) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def read_state(path: Path) -> dict[str, Any]:
+    """Return a model's state file as a dict, empty when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def load_done(out: Path, spec: ModelSpec, config: dict[str, Any]) -> dict[str, Any] | None:
     """Return the results of a finished training of ``spec`` with ``config``, or None if it must be trained.
 
@@ -523,10 +531,8 @@ def load_done(out: Path, spec: ModelSpec, config: dict[str, Any]) -> dict[str, A
     Returns:
         (dict | None): The ``train`` results of the state file.
     """
-    path = state_path(out, spec.name)
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    state = read_state(state_path(out, spec.name))
+    if not state:
         return None
     if state.get("status") != "done":
         log(f"{spec.name}: previous training did not finish")
@@ -547,10 +553,7 @@ def resumable_checkpoint(state_file: Path, run_dir: Path, config: dict[str, Any]
     loads, still holds its optimizer (Ultralytics strips it once training ends) and has epochs left to train.
     """
     last = run_dir / "weights" / "last.pt"
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    state = read_state(state_file)
     if state.get("status") != "training" or state.get("config") != config or not last.is_file():
         return None
     import torch
@@ -592,7 +595,7 @@ def _run_child(cmd: list[str]) -> tuple[int, float | None]:
         raise
 
 
-def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path) -> dict[str, Any]:
+def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Train one model in a subprocess under ``<out>/runs/<name>`` and record its results in its state file.
 
     A training of the same model with the same settings that was interrupted after saving an epoch is resumed from
@@ -603,6 +606,7 @@ def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path) -> d
         data (DataSpec): The dataset.
         args (dict[str, Any]): Ultralytics training arguments (see :func:`training_args`).
         out (Path): Output folder.
+        config (dict[str, Any]): What the training depends on, ``run_config(spec, data, args)``.
 
     Returns:
         (dict[str, Any]): The training results (metrics, time per epoch, peak memory, weights path...).
@@ -610,7 +614,6 @@ def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path) -> d
     Raises:
         TrainingError: If the training subprocess fails.
     """
-    config = run_config(spec, data, args)
     run_dir = out / "runs" / spec.name
     state_file = state_path(out, spec.name)
     resume = resumable_checkpoint(state_file, run_dir, config)
@@ -1133,12 +1136,13 @@ def train_all(specs: list[ModelSpec], data: DataSpec, args: dict[str, Any], out:
     """
     trained = {}
     for spec in specs:
-        done = load_done(out, spec, run_config(spec, data, args))
+        config = run_config(spec, data, args)  # hashes the model's YAML or weights: once per model
+        done = load_done(out, spec, config)
         if done is not None:
             log(f"{spec.name}: already trained with these settings ({state_path(out, spec.name)}); skipping")
             trained[spec.name] = done
         else:
-            trained[spec.name] = train(spec, data, args, out)
+            trained[spec.name] = train(spec, data, args, out, config)
     return trained
 
 
