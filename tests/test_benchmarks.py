@@ -88,3 +88,32 @@ def test_errors_by_size_counts_every_labelled_object(tmp_path_factory, tmp_path)
     labels = sum(len([line for line in f.read_text().splitlines() if line.strip()]) for f in label_files)
     assert sum(r["objects"] for r in rows) == labels and len(rows) == 4
     assert f"| {weights} | 0.2-1 |" in printed
+
+
+def test_ablation_script_builds_its_variants_as_described():
+    # In a subprocess: the script patches the plugin's classes for its process, which must not leak into other tests.
+    check = """
+import sys, torch
+sys.path.insert(0, {benchmarks!r})
+import ablate
+ablate.register_ablation_modules()
+ablate.apply_variant(0.02, "conv-bn-act")
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics_convmixer.modules import ConvMixerBlock
+model = DetectionModel({yaml!r}, verbose=False).eval()
+stages = [m for m in model.model if isinstance(m, ablate.ConvMixerC2f)]
+print("blocks", [len(s.m) for s in stages], "widths", [s.c2 for s in stages])
+block = stages[1].m[0]
+print("std", round(float(block.pw.weight.std()), 3), round(float(block.dw.weight.std()), 3))
+x = torch.randn(1, block.c2, 8, 8)
+h = x + block.act1(block.bn1(block.dw(x)))
+print("order", torch.allclose(block(x), h + block.act2(block.bn2(block.pw(h)))))
+"""
+    yaml = str(BENCHMARKS / "ablations" / "yolov8n-c2f-stock-depths.yaml")
+    code = check.format(benchmarks=str(BENCHMARKS), yaml=yaml)
+    printed = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=300)
+    lines = dict(line.split(" ", 1) for line in printed.stdout.splitlines())
+    assert lines["blocks"] == "[1, 2, 2, 1] widths [32, 64, 128, 256]"  # stock yolov8n's C2f depths and widths
+    pw_std, dw_std = map(float, lines["std"].split())
+    assert abs(pw_std - 0.02) < 0.004 and abs(dw_std - 0.02) < 0.004  # trunc-normal 0.02 instead of 1/sqrt(fan_in)
+    assert lines["order"] == "True"

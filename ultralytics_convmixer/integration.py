@@ -405,7 +405,7 @@ class _Planner:
                 kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", kwargs["depths"], 3, 0)]
         if m in {"PatchEmbed", "ConvMixerBackbone"} and n != 1:
             raise ValueError(f"repeats (n) must be 1 for {m}, got {n}")
-        if m == "ConvMixerStage":
+        if "n" in inspect.signature(cls).parameters:  # a stage takes its (depth-scaled) block count, as C2f does
             kwargs["n"] = n_
         if m == "ConvMixerBlock" and n_ > 1:
             return nn.Sequential(*(cls(c1, **kwargs) for _ in range(n_)))

@@ -1,0 +1,116 @@
+"""Train one architecture variant of the ConvMixer models with the settings of README's "What else was tried".
+
+Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus two switches the packaged modules do not
+expose, applied to every ``ConvMixerBlock`` and ``PatchEmbed`` of the model while this script runs:
+
+- ``--init-std S``: initialize their convolutions from a truncated normal with std ``S`` (ConvNeXt's 0.02) instead of
+  PyTorch's default (uniform, bound 1/sqrt(fan_in)). Behind a BatchNorm only a weight's direction matters, and Adam
+  moves every weight by about ``lr`` per step, so smaller weights learn faster; depthwise weights (fan-in k*k) start
+  larger than YOLOv8's dense 3x3 weights (fan-in 9*c).
+- ``--order conv-bn-act``: conv -> BN -> act inside the blocks (the packaged blocks use the paper's conv -> act -> BN).
+
+It also registers ``ConvMixerC2f`` (YOLOv8's C2f with ConvMixer blocks as its bottlenecks) for the ``yolov8-c2f-*``
+ablation YAMLs. Any ``key=value`` after the options is passed to Ultralytics' ``train``.
+
+    python benchmarks/ablate.py benchmarks/ablations/yolov8n-stages-wide.yaml
+    python benchmarks/ablate.py yolov8n-convmixer.yaml --init-std 0.02 --order conv-bn-act epochs=30
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import torch
+import yaml
+from torch import nn
+
+from ultralytics_convmixer import integration
+from ultralytics_convmixer import modules as cm
+
+SCREENING_ARGS = dict(
+    data="shapes-detect.yaml", epochs=30, imgsz=160, fraction=0.25, batch=16, workers=1, device="cpu", seed=0
+)
+
+
+def _conv_bn_act(c1: int, c2: int, act: str) -> nn.Sequential:
+    """Pointwise conv -> BN -> act, as Ultralytics' ``Conv(c1, c2, 1)``."""
+    return nn.Sequential(nn.Conv2d(c1, c2, 1, bias=False), nn.BatchNorm2d(c2), cm.activation(act))
+
+
+class ConvMixerC2f(nn.Module):
+    """YOLOv8's C2f with ConvMixer blocks as its bottlenecks: split, n blocks on one half, concat all, fuse.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        n (int): Number of ConvMixer blocks, each c2 // 2 wide.
+        k (int): Odd depthwise kernel size.
+        act (str): Activation name.
+        shortcut (bool): Residual around each block's pointwise half too.
+    """
+
+    def __init__(self, c1: int, c2: int, n: int = 1, k: int = 7, act: str = "silu", shortcut: bool = True):
+        super().__init__()
+        self.c, self.c2 = c2 // 2, c2
+        self.cv1 = _conv_bn_act(c1, 2 * self.c, act)
+        self.cv2 = _conv_bn_act((2 + n) * self.c, c2, act)
+        self.m = nn.ModuleList(cm.ConvMixerBlock(self.c, k, act, shortcut) for _ in range(n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Split the input in two halves, run the blocks on the second, fuse every intermediate output."""
+        y = list(self.cv1(x).chunk(2, 1))
+        y.extend(block(y[-1]) for block in self.m)
+        return self.cv2(torch.cat(y, 1))
+
+
+def _conv_bn_act_block(self, x: torch.Tensor) -> torch.Tensor:
+    """``ConvMixerBlock.forward`` with BN before the activation."""
+    x = x + self.act1(self.bn1(self.dw(x)))
+    y = self.act2(self.bn2(self.pw(x)))
+    return x + y if self.shortcut else y
+
+
+def register_ablation_modules() -> None:
+    """Make ``ConvMixerC2f`` a plugin row; call before Ultralytics' model parser is imported."""
+    integration.PLUGIN_MODULES["ConvMixerC2f"] = ConvMixerC2f
+    integration.YAML_ARGS["ConvMixerC2f"] = ["c2", "k", "act", "shortcut"]
+
+
+def apply_variant(init_std: float, order: str) -> None:
+    """Patch the plugin's block and stem classes for this process (before the model is built)."""
+    if init_std > 0:
+        for cls in (cm.ConvMixerBlock, cm.PatchEmbed):
+            original = cls.__init__
+
+            def init(self, *args, _original=original, **kwargs):
+                _original(self, *args, **kwargs)
+                for conv in (m for m in self.modules() if isinstance(m, nn.Conv2d)):
+                    nn.init.trunc_normal_(conv.weight, std=init_std)
+                    if conv.bias is not None:
+                        nn.init.zeros_(conv.bias)
+
+            cls.__init__ = init
+    if order == "conv-bn-act":
+        cm.ConvMixerBlock.forward = _conv_bn_act_block
+        cm.PatchEmbed.forward = lambda self, x: self.act(self.bn(self.conv(x)))
+
+
+def main() -> None:
+    """Parse the command line, register the ablation module, patch the blocks and train."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="model YAML, e.g. yolov8n-convmixer.yaml or benchmarks/ablations/yolov8n-...")
+    parser.add_argument("--init-std", type=float, default=0.0, help="truncated-normal init std (0: PyTorch default)")
+    parser.add_argument("--order", choices=["conv-act-bn", "conv-bn-act"], default="conv-act-bn")
+    parser.add_argument("train_args", nargs="*", help="Ultralytics train arguments as key=value")
+    args = parser.parse_args()
+    register_ablation_modules()
+    apply_variant(args.init_std, args.order)
+    from ultralytics import YOLO
+
+    overrides = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_args)}  # "30" -> 30
+    YOLO(args.model).train(**{**SCREENING_ARGS, **overrides})
+
+
+if __name__ == "__main__":
+    main()
