@@ -1,4 +1,4 @@
-"""Train one architecture variant of the ConvMixer models with the settings of README's "What else was tried".
+"""Train one architecture variant of the ConvMixer models as README's "What else was tried for accuracy" did.
 
 Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus two switches the packaged modules do not
 expose, applied to every ``ConvMixerBlock`` and ``PatchEmbed`` of the model while this script runs:
@@ -9,8 +9,10 @@ expose, applied to every ``ConvMixerBlock`` and ``PatchEmbed`` of the model whil
   larger than YOLOv8's dense 3x3 weights (fan-in 9*c).
 - ``--order conv-bn-act``: conv -> BN -> act inside the blocks (the packaged blocks use the paper's conv -> act -> BN).
 
-It also registers ``ConvMixerC2f`` (YOLOv8's C2f with ConvMixer blocks as its bottlenecks) for the ``yolov8-c2f-*``
-ablation YAMLs. Any ``key=value`` after the options is passed to Ultralytics' ``train``.
+The switches are not saved in checkpoints: the run's own final validation uses them, but evaluating its ``best.pt``
+later needs the same patch (``apply_variant``) in that process. The script also registers ``ConvMixerC2f`` (YOLOv8's
+C2f with ConvMixer blocks as its bottlenecks) for the ``yolov8-c2f-*`` ablation YAMLs. Any ``key=value`` after the
+options is passed to Ultralytics' ``train``.
 
     python benchmarks/ablate.py benchmarks/ablations/yolov8n-stages-wide.yaml
     python benchmarks/ablate.py yolov8n-convmixer.yaml --init-std 0.02 --order conv-bn-act epochs=30

@@ -117,3 +117,24 @@ print("order", torch.allclose(block(x), h + block.act2(block.bn2(block.pw(h)))))
     pw_std, dw_std = map(float, lines["std"].split())
     assert abs(pw_std - 0.02) < 0.004 and abs(dw_std - 0.02) < 0.004  # trunc-normal 0.02 instead of 1/sqrt(fan_in)
     assert lines["order"] == "True"
+
+
+def test_train_val_gap_validates_on_the_images_a_fraction_run_trained_on(tmp_path_factory, tmp_path):
+    from ultralytics import YOLO
+
+    gap = _load_script("train_val_gap")
+    data = real_dataset(tmp_path_factory, "coco8")
+    train_dir = data.parent / "images" / "train"
+    picked = gap.training_images({"train": str(train_dir)}, 0.5)
+    assert picked == sorted(str(p) for p in train_dir.iterdir())[:2]  # Ultralytics keeps the first round(4 * 0.5)
+    weights = tmp_path / "untrained.pt"
+    YOLO("yolov8n-convmixer.yaml").save(weights)
+    out = tmp_path / "gap.json"
+    cmd = [sys.executable, str(BENCHMARKS / "train_val_gap.py"), str(weights), "--data", str(data), "--fraction", "0.5"]
+    printed = subprocess.run([*cmd, "--imgsz", "64", "--json", str(out)], check=True, capture_output=True, text=True,
+                             timeout=600).stdout  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["training_images"] == 2 and len(result["rows"]) == 1
+    row = result["rows"][0]
+    assert {"train_map50_95", "val_map50_95", "val_over_train"} <= set(row) and 0 <= row["val_map50_95"] <= 1
+    assert f"| {weights} |" in printed and "training images: 2 (fraction 0.5" in printed
