@@ -35,11 +35,6 @@ SCREENING_ARGS = dict(
 )
 
 
-def _conv_bn_act(c1: int, c2: int, act: str) -> nn.Sequential:
-    """Pointwise conv -> BN -> act, as Ultralytics' ``Conv(c1, c2, 1)``."""
-    return nn.Sequential(nn.Conv2d(c1, c2, 1, bias=False), nn.BatchNorm2d(c2), cm.activation(act))
-
-
 class ConvMixerC2f(nn.Module):
     """YOLOv8's C2f with ConvMixer blocks as its bottlenecks: split, n blocks on one half, concat all, fuse.
 
@@ -53,10 +48,12 @@ class ConvMixerC2f(nn.Module):
     """
 
     def __init__(self, c1: int, c2: int, n: int = 1, k: int = 7, act: str = "silu", shortcut: bool = True):
+        from ultralytics.nn.modules import Conv  # here: importing it earlier would load the parser before registration
+
         super().__init__()
         self.c, self.c2 = c2 // 2, c2
-        self.cv1 = _conv_bn_act(c1, 2 * self.c, act)
-        self.cv2 = _conv_bn_act((2 + n) * self.c, c2, act)
+        self.cv1 = Conv(c1, 2 * self.c, 1, act=cm.activation(act))
+        self.cv2 = Conv((2 + n) * self.c, c2, 1, act=cm.activation(act))
         self.m = nn.ModuleList(cm.ConvMixerBlock(self.c, k, act, shortcut) for _ in range(n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

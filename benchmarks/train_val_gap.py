@@ -63,9 +63,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train_yaml, n_train = train_split_yaml(args.data, args.fraction, Path(tmp))
         for weights in args.weights:
-            row = {"weights": weights}
+            model, row = YOLO(weights), {"weights": weights}
             for split, data in (("train", str(train_yaml)), ("val", args.data)):
-                box = YOLO(weights).val(data=data, imgsz=args.imgsz, device=args.device, plots=False, verbose=False).box
+                box = model.val(data=data, imgsz=args.imgsz, device=args.device, plots=False, verbose=False).box
                 row[f"{split}_map50"], row[f"{split}_map50_95"] = round(float(box.map50), 4), round(float(box.map), 4)
             row["val_over_train"] = (
                 round(row["val_map50_95"] / row["train_map50_95"], 3) if row["train_map50_95"] else None
