@@ -1,13 +1,17 @@
 """Train one architecture variant of the ConvMixer models as README's "What else was tried for accuracy" did.
 
-Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus two switches the packaged modules do not
-expose, applied to every ``ConvMixerBlock`` and ``PatchEmbed`` of the model while this script runs:
+Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus switches applied to every
+``ConvMixerBlock`` and ``PatchEmbed`` of the model while this script runs:
 
-- ``--init-std S``: initialize their convolutions from a truncated normal with std ``S`` (ConvNeXt's 0.02) instead of
-  PyTorch's default (uniform, bound 1/sqrt(fan_in)). Behind a BatchNorm only a weight's direction matters, and Adam
-  moves every weight by about ``lr`` per step, so smaller weights learn faster; depthwise weights (fan-in k*k) start
-  larger than YOLOv8's dense 3x3 weights (fan-in 9*c).
-- ``--order conv-bn-act``: conv -> BN -> act inside the blocks (the packaged blocks use the paper's conv -> act -> BN).
+- ``--init-std S``: initialize their convolutions from a truncated normal with std ``S``; ``0`` restores PyTorch's
+  default (uniform, bound 1/sqrt(fan_in)), the plugin's init before 0.2. Unset: the plugin's own (std 0.02, as
+  ConvNeXt). Behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per
+  step, so smaller weights learn faster; depthwise weights (fan-in k*k) start larger than YOLOv8's dense 3x3 weights
+  (fan-in 9*c) under PyTorch's default.
+- ``--order O``: ``conv-bn-act`` or the paper's ``conv-act-bn`` in blocks and patch embeddings, whatever the YAML says
+  (the packaged YAMLs say ``conv-bn-act``).
+- ``--drop-path R``: stochastic depth while training: each residual branch of each block is dropped for a whole
+  sample with probability ``R`` (and the kept ones scaled by ``1 / (1 - R)``), a regularizer for the train/val gap.
 
 The switches are not saved in checkpoints: the run's own final validation uses them, but evaluating its ``best.pt``
 later needs the same patch (``apply_variant``) in that process. The script also registers ``ConvMixerC2f`` (YOLOv8's
@@ -15,11 +19,12 @@ C2f with ConvMixer blocks as its bottlenecks) for the ``yolov8-c2f-*`` ablation 
 options is passed to Ultralytics' ``train``.
 
     python benchmarks/ablate.py benchmarks/ablations/yolov8n-stages-wide.yaml
-    python benchmarks/ablate.py yolov8n-convmixer.yaml --init-std 0.02 --order conv-bn-act epochs=30
+    python benchmarks/ablate.py yolov8n-convmixer.yaml --init-std 0 --order conv-act-bn epochs=30
 """
 
 import argparse
 import os
+from typing import Optional
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -63,11 +68,24 @@ class ConvMixerC2f(nn.Module):
         return self.cv2(torch.cat(y, 1))
 
 
-def _conv_bn_act_block(self, x: torch.Tensor) -> torch.Tensor:
-    """``ConvMixerBlock.forward`` with BN before the activation."""
-    x = x + self.act1(self.bn1(self.dw(x)))
-    y = self.act2(self.bn2(self.pw(x)))
-    return x + y if self.shortcut else y
+DROP_PATH = 0.0  # set by apply_variant
+
+
+def _drop_path(y: torch.Tensor, training: bool) -> torch.Tensor:
+    """Zero whole samples of a residual branch with probability ``DROP_PATH`` while training, rescaling the rest."""
+    if not training or DROP_PATH == 0:
+        return y
+    keep = y.new_empty(y.shape[0], 1, 1, 1).bernoulli_(1 - DROP_PATH)
+    return y * keep / (1 - DROP_PATH)
+
+
+def _block_forward(self, x: torch.Tensor) -> torch.Tensor:
+    """``ConvMixerBlock.forward`` with the drop path of this variant."""
+    bn_first, dw = self.order == "conv-bn-act", self.dw(x)
+    x = x + _drop_path(self.act1(self.bn1(dw)) if bn_first else self.bn1(self.act1(dw)), self.training)
+    pw = self.pw(x)
+    y = self.act2(self.bn2(pw)) if bn_first else self.bn2(self.act2(pw))
+    return x + _drop_path(y, self.training) if self.shortcut else y
 
 
 def register_ablation_modules() -> None:
@@ -76,35 +94,41 @@ def register_ablation_modules() -> None:
     integration.YAML_ARGS["ConvMixerC2f"] = ["c2", "k", "act", "shortcut"]
 
 
-def apply_variant(init_std: float, order: str) -> None:
-    """Patch the plugin's block and stem classes for this process (before the model is built)."""
-    if init_std > 0:
-        for cls in (cm.ConvMixerBlock, cm.PatchEmbed):
-            original = cls.__init__
+def apply_variant(init_std: Optional[float] = None, order: Optional[str] = None, drop_path: float = 0.0) -> None:
+    """Patch the plugin's block and stem classes for this process, before building the model (None: as packaged)."""
+    global DROP_PATH
+    DROP_PATH = drop_path
+    for cls in (cm.ConvMixerBlock, cm.PatchEmbed):
+        original = cls.__init__
 
-            def init(self, *args, _original=original, **kwargs):
-                _original(self, *args, **kwargs)
-                for conv in (m for m in self.modules() if isinstance(m, nn.Conv2d)):
+        def init(self, *args, _original=original, **kwargs):
+            _original(self, *args, **kwargs)
+            if order is not None:
+                self.order = order
+            for conv in (m for m in self.modules() if isinstance(m, nn.Conv2d)) if init_std is not None else ():
+                if init_std == 0:
+                    conv.reset_parameters()
+                else:
                     nn.init.trunc_normal_(conv.weight, std=init_std)
                     if conv.bias is not None:
                         nn.init.zeros_(conv.bias)
 
-            cls.__init__ = init
-    if order == "conv-bn-act":
-        cm.ConvMixerBlock.forward = _conv_bn_act_block
-        cm.PatchEmbed.forward = lambda self, x: self.act(self.bn(self.conv(x)))
+        cls.__init__ = init
+    if drop_path > 0:
+        cm.ConvMixerBlock.forward = _block_forward
 
 
 def main() -> None:
     """Parse the command line, register the ablation module, patch the blocks and train."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="model YAML, e.g. yolov8n-convmixer.yaml or benchmarks/ablations/yolov8n-...")
-    parser.add_argument("--init-std", type=float, default=0.0, help="truncated-normal init std (0: PyTorch default)")
-    parser.add_argument("--order", choices=["conv-act-bn", "conv-bn-act"], default="conv-act-bn")
+    parser.add_argument("--init-std", type=float, help="truncated-normal init std (0: PyTorch's default init)")
+    parser.add_argument("--order", choices=cm.ORDERS, help="BN/activation order in blocks and patch embeddings")
+    parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate of each block branch")
     parser.add_argument("train_args", nargs="*", help="Ultralytics train arguments as key=value")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options may follow the key=value arguments, as in the docstring
     register_ablation_modules()
-    apply_variant(args.init_std, args.order)
+    apply_variant(args.init_std, args.order, args.drop_path)
     from ultralytics import YOLO
 
     overrides = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_args)}  # "30" -> 30

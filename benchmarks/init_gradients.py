@@ -6,8 +6,13 @@ the backbone's last convolution (SPPF's output conv in YOLOv8 layouts), and thei
 blocks multiplies the gradient at every block, so its stem gets far larger relative updates than the rest of the
 network; residual stacks do not.
 
+``--init pytorch`` re-initializes the plugin's convolutions with PyTorch's default (uniform, bound 1/sqrt(fan_in)),
+the plugin's init before it moved to ConvNeXt's truncated normal (std 0.02). The ratio is the SGD view of a layer's
+speed; under Adam (Ultralytics' choice for short schedules) a step moves each weight by about ``lr``, so the relative
+update is ``lr / rms(w)`` instead, which is what the small init evens out between the plugin's and YOLOv8's layers.
+
     python benchmarks/init_gradients.py                                  # stock yolov8n vs yolov8n-convmixer
-    python benchmarks/init_gradients.py yolov8s.yaml yolov8s-convmixer.yaml my.yaml --imgsz 320
+    python benchmarks/init_gradients.py yolov8s.yaml yolov8s-convmixer.yaml my.yaml --imgsz 320 --init pytorch
 """
 
 import argparse
@@ -22,12 +27,16 @@ import ultralytics_convmixer  # noqa: F401 - registers the plugin modules
 from ultralytics_convmixer.modules import ConvMixerBlock
 
 
-def relative_gradients(cfg: str, shortcut: bool | None, imgsz: int, batch: int, seed: int = 0) -> dict:
+def relative_gradients(cfg: str, shortcut: bool | None, imgsz: int, batch: int, init: str = "plugin", seed: int = 0):
     """Build ``cfg`` (``shortcut`` overrides every ConvMixer block's when not None) and return its gradient ratios."""
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(seed)
     model = DetectionModel(cfg, verbose=False).train()
+    if init == "pytorch":
+        plugin_modules = [m for m in model.modules() if type(m).__module__ == ConvMixerBlock.__module__]
+        for conv in {c for m in plugin_modules for c in m.modules() if isinstance(c, nn.Conv2d)}:
+            conv.reset_parameters()
     blocks = [m for m in model.modules() if isinstance(m, ConvMixerBlock)]
     if shortcut is not None:
         for block in blocks:
@@ -46,12 +55,13 @@ def main() -> None:
     parser.add_argument("models", nargs="*", default=["yolov8n.yaml", "yolov8n-convmixer.yaml"])
     parser.add_argument("--imgsz", type=int, default=160)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--init", choices=["plugin", "pytorch"], default="plugin", help="plugin convolutions' init")
     args = parser.parse_args()
     rows = []
     for cfg in args.models:
-        rows.append(relative_gradients(cfg, None, args.imgsz, args.batch))
+        rows.append(relative_gradients(cfg, None, args.imgsz, args.batch, args.init))
         if rows[-1]["blocks"]:  # the same model with the paper's block (no pointwise shortcut)
-            rows.append(relative_gradients(cfg, False, args.imgsz, args.batch))
+            rows.append(relative_gradients(cfg, False, args.imgsz, args.batch, args.init))
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for r in rows:

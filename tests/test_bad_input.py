@@ -38,8 +38,11 @@ CASES = {
                            "ConvMixerBackbone", "act must be one of"),
     "shortcut not a bool": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, yes please")) + HEAD,
                             0, "ConvMixerBackbone", "shortcut must be true or false, got 'yes please'"),
-    "too many arguments": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, 3")) + HEAD, 0,
-                           "ConvMixerBackbone", r"takes at most 6 arguments \['channels', 'depths', 'k', 'design'"),
+    "unknown order": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, bn-first")) + HEAD,
+                      0, "ConvMixerBackbone", "order must be one of .'conv-act-bn', 'conv-bn-act'., got 'bn-first'"),
+    "too many arguments": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, conv-bn-act, 3"))
+                           + HEAD, 0, "ConvMixerBackbone",
+                           r"takes at most 7 arguments \['channels', 'depths', 'k', 'design'"),
     "repeats on the backbone": (backbone(GOOD_BACKBONE.replace("-1, 1,", "-1, 2,")) + HEAD, 0, "ConvMixerBackbone",
                                 r"repeats \(n\) must be 1"),
     "Index channels that match no scaling of the level": (
@@ -65,8 +68,8 @@ STAGE_CASES = {
     "float channels": ("[-1, 1, ConvMixerStage, [64.5, 7]]", "c2 must be an integer >= 1, got 64.5"),
     "negative repeats": ("[-1, -1, ConvMixerStage, [64, 7]]", r"repeats \(n\) must be an integer >= 1"),
     "missing channels": ("[-1, 1, PatchEmbed, []]", "missing argument c2"),
-    "block given channels": ("[-1, 1, ConvMixerBlock, [64, 7, gelu, true]]",
-                             r"takes at most 3 arguments \['k', 'act', 'shortcut'\]"),
+    "block given channels": ("[-1, 1, ConvMixerBlock, [64, 7, gelu, true, conv-bn-act]]",
+                             r"takes at most 4 arguments \['k', 'act', 'shortcut', 'order'\]"),
     "misspelled module": ("[-1, 1, ConvMixerStag, [64, 7]]", "unknown module 'ConvMixerStag' .did you mean Con"),
 }  # fmt: skip
 

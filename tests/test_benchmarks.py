@@ -39,13 +39,15 @@ def test_budget_script_measures_every_task_against_stock(tmp_path):
 
 def test_init_gradients_show_the_plain_deep_stack_starving_all_but_its_stem():
     deep = BENCHMARKS / "yolov8n-convmixer-deep.yaml"
-    cmd = [sys.executable, str(BENCHMARKS / "init_gradients.py"), "yolov8n.yaml", str(deep), "--imgsz", "64"]
+    cmd = [sys.executable, str(BENCHMARKS / "init_gradients.py"), "yolov8n.yaml", str(deep), "--imgsz", "64",
+           "--init", "pytorch"]  # fmt: skip
     printed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
     lines = [line for line in printed.splitlines() if line.startswith("| ") and "model" not in line]
     rows = [line.strip("|").split("|") for line in lines]
     ratio = {(r[0].strip().split("/")[-1], r[1].strip()): float(r[5]) for r in rows}
     assert set(ratio) == {("yolov8n.yaml", "-"), (deep.name, "true"), (deep.name, "false")}
-    # Without the pointwise shortcut 30 blocks give the stem >10x the relative gradient they give with it.
+    # At PyTorch's default init, 30 blocks without the pointwise shortcut give the stem >10x the relative gradient they
+    # give with it.
     assert ratio[(deep.name, "false")] > 10 * ratio[(deep.name, "true")]
 
 
@@ -108,6 +110,10 @@ print("std", round(float(block.pw.weight.std()), 3), round(float(block.dw.weight
 x = torch.randn(1, block.c2, 8, 8)
 h = x + block.act1(block.bn1(block.dw(x)))
 print("order", torch.allclose(block(x), h + block.act2(block.bn2(block.pw(h)))))
+ablate.DROP_PATH = 0.25
+kept = ablate._drop_path(torch.ones(4000, 1, 1, 1), training=True)
+print("drop", sorted(set(round(v, 4) for v in kept.flatten().tolist())), float((kept == 0).float().mean()))
+print("eval", torch.equal(ablate._drop_path(x, training=False), x))
 """
     yaml = str(BENCHMARKS / "ablations" / "yolov8n-c2f-stock-depths.yaml")
     code = check.format(benchmarks=str(BENCHMARKS), yaml=yaml)
@@ -117,6 +123,9 @@ print("order", torch.allclose(block(x), h + block.act2(block.bn2(block.pw(h)))))
     pw_std, dw_std = map(float, lines["std"].split())
     assert abs(pw_std - 0.02) < 0.004 and abs(dw_std - 0.02) < 0.004  # trunc-normal 0.02 instead of 1/sqrt(fan_in)
     assert lines["order"] == "True"
+    # drop path zeroes whole samples of a branch with probability R while training and rescales the rest by 1/(1-R)
+    values, dropped = lines["drop"].rsplit(" ", 1)
+    assert values == "[0.0, 1.3333]" and abs(float(dropped) - 0.25) < 0.03 and lines["eval"] == "True"
 
 
 def test_train_val_gap_validates_on_the_images_a_fraction_run_trained_on(tmp_path_factory, tmp_path):

@@ -46,14 +46,21 @@ def test_builds_and_runs_forward_at_small_large_and_non_square_sizes(name, task,
 
 
 @pytest.mark.parametrize("name, task, scale", [m for m in MODELS if m[2] == "n"])
-def test_info_reports_nonzero_gflops_and_fuse_keeps_outputs(name, task, scale):
-    net = YOLO(name).model.eval()
+def test_info_reports_nonzero_gflops_and_fuse_folds_every_batchnorm_keeping_outputs(name, task, scale):
+    net = YOLO(name).model
+    net.train()
+    with torch.no_grad():  # a few training-mode passes give the BatchNorms statistics that are not the identity
+        for _ in range(2):
+            net(torch.rand(2, 3, 64, 96))
+    net.eval()
     x = torch.rand(1, 3, 64, 96)
     with torch.no_grad():
         before = first_tensor(net(x))
         assert get_flops(net, 224 if task == "classify" else 640) > 0
         net.fuse(verbose=False)
         after = first_tensor(net(x))
+    # Ultralytics' fuse folds its own layers; the plugin's wrapper folds the backbone's (conv -> BN -> act order).
+    assert not [n for n, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
 
 
@@ -71,7 +78,8 @@ def test_layer_table_shows_plugin_module_names_and_real_arguments():
         logger.removeHandler(handler)
     row0 = next(line for line in lines if line.startswith("  0 "))
     assert "ultralytics_convmixer.modules.ConvMixerBackbone" in row0
-    assert "[3, [256, 384, 512], [5, 3, 2], 7, 'hierarchical', 'silu']" in row0  # scaled by s: width 0.5, depth 0.33
+    # scaled by s: width 0.5, depth 0.33
+    assert "[3, [256, 384, 512], [5, 3, 2], 3, 'hierarchical', 'silu', True, 'conv-bn-act']" in row0
     assert not any("conv.Index" in line and line.startswith("  0 ") for line in lines)
 
 

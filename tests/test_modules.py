@@ -1,10 +1,21 @@
-"""The ConvMixer modules: the paper's block and its shortcut variant, shapes, channels and strides, argument checks."""
+"""The ConvMixer modules: the paper's block and its variants, BN folding, shapes, channels, strides, argument checks."""
+
+import copy
+import pickle
 
 import pytest
 import torch
 from torch import nn
 
-from ultralytics_convmixer.modules import ConvMixerBackbone, ConvMixerBlock, ConvMixerStage, FeatureSpec, PatchEmbed
+from ultralytics_convmixer.dwconv import DepthwiseConv2d
+from ultralytics_convmixer.modules import (
+    ConvMixerBackbone,
+    ConvMixerBlock,
+    ConvMixerStage,
+    FeatureSpec,
+    PatchEmbed,
+    fold_batchnorm,
+)
 
 
 def test_paper_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order():
@@ -33,6 +44,69 @@ def test_stage_and_backbone_pass_shortcut_to_every_block(shortcut):
     backbone = ConvMixerBackbone(3, (8, 16, 24), (1, 2, 1), k=3, shortcut=shortcut)
     blocks = [m for m in [*stage.modules(), *backbone.modules()] if isinstance(m, ConvMixerBlock)]
     assert len(blocks) == 6 and all(b.shortcut is shortcut for b in blocks)
+
+
+def test_conv_bn_act_order_puts_each_batchnorm_between_its_conv_and_activation():
+    torch.manual_seed(0)
+    block = ConvMixerBlock(16, k=5, act="silu", order="conv-bn-act").eval()
+    x = torch.randn(2, 16, 11, 13)
+    mixed = x + torch.nn.functional.silu(block.bn1(block.dw(x)))
+    expected = mixed + torch.nn.functional.silu(block.bn2(block.pw(mixed)))
+    assert torch.allclose(block(x), expected, atol=1e-6)
+    embed = PatchEmbed(3, 8, p=2, act="silu", order="conv-bn-act").eval()
+    image = torch.randn(1, 3, 8, 8)
+    assert torch.allclose(embed(image), torch.nn.functional.silu(embed.bn(embed.conv(image))), atol=1e-6)
+    stage = ConvMixerStage(8, 16, n=1, k=3, order="conv-bn-act")
+    assert [type(m) for m in stage.transition] == [nn.Conv2d, nn.BatchNorm2d, nn.GELU]
+    assert stage.blocks[0].order == "conv-bn-act"
+
+
+def test_block_pickled_before_order_existed_keeps_the_paper_order():
+    torch.manual_seed(0)
+    block = ConvMixerBlock(8, k=3, act="silu").eval()
+    del block.__dict__["order"]  # what unpickling a block saved by a release without ``order`` gives
+    restored = pickle.loads(pickle.dumps(block))
+    assert "order" not in vars(restored) and restored.order == "conv-act-bn"
+    x = torch.randn(1, 8, 6, 6)
+    mixed = x + restored.bn1(torch.nn.functional.silu(restored.dw(x)))
+    assert torch.allclose(restored(x), mixed + restored.bn2(torch.nn.functional.silu(restored.pw(mixed))), atol=1e-6)
+
+
+def _with_running_statistics(module: nn.Module) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine parameters, so folding them is a real test."""
+    generator = torch.Generator().manual_seed(0)
+    for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
+        c = bn.num_features
+        bn.running_mean.copy_(torch.randn(c, generator=generator))
+        bn.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
+        bn.weight.data.copy_(torch.randn(c, generator=generator))
+        bn.bias.data.copy_(torch.randn(c, generator=generator))
+    return module.eval()
+
+
+@pytest.mark.parametrize("design", ["hierarchical", "isotropic16", "isotropic8"])
+def test_fold_batchnorm_removes_every_batchnorm_of_a_conv_bn_act_backbone_and_keeps_its_outputs(design):
+    backbone = ConvMixerBackbone(3, (16, 24, 40), (1, 2, 1), k=5, design=design, act="silu", order="conv-bn-act")
+    backbone = _with_running_statistics(backbone)
+    batchnorms = sum(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())
+    depthwise = [m for m in backbone.modules() if isinstance(m, DepthwiseConv2d)]
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = backbone(x)
+        assert fold_batchnorm(backbone) == batchnorms > 0
+        folded = backbone(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())
+    assert [m for m in backbone.modules() if isinstance(m, DepthwiseConv2d)] == depthwise  # same objects, fast path
+    for got, want in zip(folded, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_fold_batchnorm_leaves_the_paper_order_alone_since_its_batchnorm_follows_the_activation():
+    backbone = _with_running_statistics(ConvMixerBackbone(3, (16, 24, 40), (1, 1, 1), k=3))
+    stage = _with_running_statistics(ConvMixerStage(8, 16, n=1, k=3))
+    before = copy.deepcopy(backbone.state_dict())
+    assert fold_batchnorm(backbone) == 0 and fold_batchnorm(stage) == 0
+    assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())
 
 
 def test_block_activation_is_configurable_and_gelu_by_default():
@@ -83,6 +157,7 @@ def test_backbone_first_parameter_is_the_stem_conv_reading_image_channels():
         (lambda: ConvMixerBackbone(3, depths=(1, -1, 1)), r"depths\[1\] must be an integer >= 0"),
         (lambda: ConvMixerBackbone(3, design="pyramid"), "design must be one of"),
         (lambda: ConvMixerBlock(8, shortcut="no"), "shortcut must be true or false, got 'no'"),
+        (lambda: ConvMixerStage(8, 8, order="bn-first"), r"order must be one of \['conv-act-bn', 'conv-bn-act'\]"),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_the_argument(build, message):

@@ -94,13 +94,16 @@ def test_packaged_models_use_the_shortcut_block_and_a_yaml_row_can_ask_for_the_p
     packaged = DetectionModel("yolov8n-convmixer.yaml", verbose=False)
     blocks = [m for m in packaged.modules() if isinstance(m, ConvMixerBlock)]
     assert len(blocks) == 10 and all(b.shortcut and isinstance(b.act1, torch.nn.SiLU) for b in blocks)
+    assert all(b.order == "conv-bn-act" and b.dw.kernel_size == (3, 3) for b in blocks)
 
     text = integration.model_yaml("yolov8-convmixer.yaml").read_text(encoding="utf-8")
     path = tmp_path / "yolov8n-paper.yaml"
-    path.write_text(text.replace("7, hierarchical, silu]", "9, hierarchical, gelu, false]"), encoding="utf-8")
+    paper_row = "9, hierarchical, gelu, false, conv-act-bn]"
+    path.write_text(text.replace("3, hierarchical, silu, true, conv-bn-act]", paper_row), encoding="utf-8")
     paper = [m for m in DetectionModel(str(path), verbose=False).modules() if isinstance(m, ConvMixerBlock)]
     assert len(paper) == 10 and not any(b.shortcut for b in paper)
     assert all(b.dw.kernel_size == (9, 9) and isinstance(b.act1, torch.nn.GELU) for b in paper)
+    assert all(b.order == "conv-act-bn" for b in paper)
 
 
 def test_scale_letter_in_the_name_picks_the_scale_from_any_directory(tmp_path, monkeypatch):

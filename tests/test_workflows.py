@@ -187,6 +187,7 @@ def test_export_gives_the_same_raw_outputs_as_pytorch(cli_run, tmp_path, fmt):
 
         ops = {node.op_type for node in onnx.load(exported).graph.node}
         assert "Conv" in ops and not any(op.startswith("ConvMixer") for op in ops)  # standard ops only
+        assert "BatchNormalization" not in ops  # every BN folded into its convolution by fuse()
         session = ort.InferenceSession(exported, providers=["CPUExecutionProvider"])
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     else:

@@ -12,6 +12,7 @@
   that name in the working directory wins) and the scale letter picks the scale as for stock names;
 - wraps ``check_det_dataset``/``check_cls_dataset`` so the packaged ``datasets/*.yaml`` work by bare name, and a
   classify data YAML is turned into the directory Ultralytics expects;
+- wraps ``BaseModel.fuse`` so it also folds the plugin's BatchNorms into their convolutions (``fold_batchnorm``);
 - registers the plugin classes as safe globals for ``ULTRALYTICS_SAFE_LOAD=1``.
 
 Nothing is written into the installed Ultralytics package.
@@ -139,10 +140,13 @@ def register() -> None:
 
     for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "LOGGER"):
         _require(tasks, name)
+    _require(_require(tasks, "BaseModel"), "fuse")
     for name, cls in PLUGIN_MODULES.items():
         setattr(tasks, name, cls)
     _replace_everywhere(tasks, "parse_model", _wrap(tasks.parse_model, _parse_model))
     _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
+    if not getattr(tasks.BaseModel.fuse, "_convmixer", False):
+        tasks.BaseModel.fuse = _fuse_method(tasks.BaseModel.fuse)
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(SAFE_GLOBALS)
     _registered = True
@@ -174,6 +178,18 @@ def _wrap(original: Callable, replacement: Callable) -> Callable:
     wrapper = functools.wraps(original)(functools.partial(replacement, original))
     wrapper._convmixer = True
     return wrapper
+
+
+def _fuse_method(original: Callable) -> Callable:
+    """``BaseModel.fuse`` that first folds the plugin's BatchNorms (Ultralytics' own fuse knows only its layers)."""
+
+    @functools.wraps(original)
+    def fuse(self, *args, **kwargs):
+        cm.fold_batchnorm(self)
+        return original(self, *args, **kwargs)
+
+    fuse._convmixer = True
+    return fuse
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -237,10 +253,10 @@ def _classify_root(yaml_file: Path) -> Path:
 # ----------------------------------------------------------------------------------------------------------------------
 # YAML arguments each plugin module takes after the injected input channels (n is injected for ConvMixerStage).
 YAML_ARGS = {
-    "ConvMixerBlock": ["k", "act", "shortcut"],
-    "PatchEmbed": ["c2", "p", "act"],
-    "ConvMixerStage": ["c2", "k", "act", "shortcut"],
-    "ConvMixerBackbone": ["channels", "depths", "k", "design", "act", "shortcut"],
+    "ConvMixerBlock": ["k", "act", "shortcut", "order"],
+    "PatchEmbed": ["c2", "p", "act", "order"],
+    "ConvMixerStage": ["c2", "k", "act", "shortcut", "order"],
+    "ConvMixerBackbone": ["channels", "depths", "k", "design", "act", "shortcut", "order"],
 }
 # Native modules whose first argument is an output channel count scaled by width (parse_model's ``base_modules``).
 _SCALED_NATIVE = (

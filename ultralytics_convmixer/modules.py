@@ -16,6 +16,10 @@ from torch import nn
 from .dwconv import DepthwiseConv2d
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "hardswish": nn.Hardswish}
+# Where BatchNorm sits: the paper's conv -> act -> BN, or conv -> BN -> act as in YOLOv8's Conv, which lets BN fold
+# into the convolution for inference (``fold_batchnorm``, run by Ultralytics' ``fuse()``, and ONNX Runtime).
+ORDERS = ("conv-act-bn", "conv-bn-act")
+PAPER_ORDER = "conv-act-bn"
 DESIGNS = ("hierarchical", "isotropic16", "isotropic8")
 DESIGN_ALIASES = {"isotropic": "isotropic16"}
 
@@ -48,6 +52,32 @@ def _check_ints(name: str, values, length: int, minimum: int = 1) -> List[int]:
     return [_check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values)]
 
 
+def _check_order(order) -> str:
+    """Return ``order`` if it is one of ``ORDERS``."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
+    return order
+
+
+def _init_conv(conv: nn.Module) -> nn.Module:
+    """Initialize a plugin convolution as ConvNeXt does: truncated normal weights (std 0.02), zero bias.
+
+    PyTorch's default (uniform, bound 1/sqrt(fan_in)) starts depthwise weights (fan-in k*k) much larger than dense
+    ones; behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per step, so
+    small initial weights let the blocks learn faster (README, "What else was tried for accuracy").
+    """
+    nn.init.trunc_normal_(conv.weight, std=0.02)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+def _pointwise(c1: int, c2: int, act: str, order: str) -> List[nn.Module]:
+    """Return the layers of a pointwise conv c1 -> c2 with its activation and BatchNorm in ``order``."""
+    conv, norm = _init_conv(nn.Conv2d(c1, c2, 1)), nn.BatchNorm2d(c2)
+    return [conv, norm, activation(act)] if order == "conv-bn-act" else [conv, activation(act), norm]
+
+
 def activation(act: str) -> nn.Module:
     """Build an activation module from its name (``gelu``, ``silu``, ``relu`` or ``hardswish``)."""
     if not isinstance(act, str) or act.lower() not in ACTIVATIONS:
@@ -63,57 +93,70 @@ class FeatureSpec(NamedTuple):
 
 
 class ConvMixerBlock(nn.Module):
-    """ConvMixer block: residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN.
+    """ConvMixer block: residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN (residual by default).
 
     The paper has no residual around the pointwise half; ``shortcut=False`` reproduces it exactly. In a plain stack
     BatchNorm multiplies the gradient at every block: with 30 such blocks (yolov8n-sized) the stem gets 270x the
     relative gradient of the backbone's end at initialization (stock YOLOv8n: 7x), eval-mode BN statistics lag the
     weights, and the detector barely learns in YOLO's short schedules. ``shortcut=True`` (default) adds the residual.
-    See README, "Why the pointwise shortcut and wider levels".
+    See README, "Why the pointwise shortcut and wider levels". ``order="conv-bn-act"`` puts each BatchNorm before
+    its activation, as YOLOv8's ``Conv`` does, so that it folds into the convolution for inference.
 
     Args:
         c1 (int): Input and output channels.
         k (int): Odd depthwise kernel size (the paper uses 9).
         act (str): Activation name, ``gelu`` by default as in the paper.
         shortcut (bool): Add a residual around the pointwise half as well.
+        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``.
     """
 
-    def __init__(self, c1: int, k: int = 9, act: str = "gelu", shortcut: bool = True):
+    order = PAPER_ORDER  # class default: blocks pickled before ``order`` existed keep the order they were trained with
+
+    def __init__(self, c1: int, k: int = 9, act: str = "gelu", shortcut: bool = True, order: str = PAPER_ORDER):
         super().__init__()
         c1, k = _check_int("c1", c1), _check_kernel("k", k)
-        self.dw = DepthwiseConv2d(c1, k)
+        self.dw = _init_conv(DepthwiseConv2d(c1, k))
         self.act1, self.bn1 = activation(act), nn.BatchNorm2d(c1)
-        self.pw = nn.Conv2d(c1, c1, 1)
+        self.pw = _init_conv(nn.Conv2d(c1, c1, 1))
         self.act2, self.bn2 = activation(act), nn.BatchNorm2d(c1)
         self.shortcut, self.c2 = _check_bool("shortcut", shortcut), c1
+        self.order = _check_order(order)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix space (depthwise, with residual), then channels (pointwise, residual if ``shortcut``)."""
-        x = x + self.bn1(self.act1(self.dw(x)))
-        y = self.bn2(self.act2(self.pw(x)))
+        if self.order == "conv-bn-act":
+            x = x + self.act1(self.bn1(self.dw(x)))
+            y = self.act2(self.bn2(self.pw(x)))
+        else:
+            x = x + self.bn1(self.act1(self.dw(x)))
+            y = self.bn2(self.act2(self.pw(x)))
         return x + y if self.shortcut else y
 
 
 class PatchEmbed(nn.Module):
-    """Patch embedding: p x p convolution with stride p -> act -> BN.
+    """Patch embedding: p x p convolution with stride p -> act -> BN (or -> BN -> act).
 
     Args:
         c1 (int): Input channels.
         c2 (int): Output channels.
         p (int): Patch size, which is also the stride.
         act (str): Activation name.
+        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``.
     """
 
-    def __init__(self, c1: int, c2: int, p: int = 8, act: str = "gelu"):
+    order = PAPER_ORDER  # class default for embeddings pickled before ``order`` existed
+
+    def __init__(self, c1: int, c2: int, p: int = 8, act: str = "gelu", order: str = PAPER_ORDER):
         super().__init__()
         c1, c2, p = _check_int("c1", c1), _check_int("c2", c2), _check_int("p", p)
-        self.conv = nn.Conv2d(c1, c2, p, stride=p)
+        self.conv = _init_conv(nn.Conv2d(c1, c2, p, stride=p))
         self.act, self.bn = activation(act), nn.BatchNorm2d(c2)
-        self.c2 = c2
+        self.c2, self.order = c2, _check_order(order)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Cut the input into non-overlapping p x p patches and embed each one."""
-        return self.bn(self.act(self.conv(x)))
+        x = self.conv(x)
+        return self.act(self.bn(x)) if self.order == "conv-bn-act" else self.bn(self.act(x))
 
 
 class ConvMixerStage(nn.Module):
@@ -126,15 +169,23 @@ class ConvMixerStage(nn.Module):
         k (int): Odd depthwise kernel size.
         act (str): Activation name.
         shortcut (bool): Residual around each block's pointwise half too (see ``ConvMixerBlock``).
+        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``, for the transition and every block.
     """
 
-    def __init__(self, c1: int, c2: int, n: int = 1, k: int = 9, act: str = "gelu", shortcut: bool = True):
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        n: int = 1,
+        k: int = 9,
+        act: str = "gelu",
+        shortcut: bool = True,
+        order: str = PAPER_ORDER,
+    ):
         super().__init__()
-        c1, c2, n = _check_int("c1", c1), _check_int("c2", c2), _check_int("n", n)
-        self.transition = (
-            nn.Sequential(nn.Conv2d(c1, c2, 1), activation(act), nn.BatchNorm2d(c2)) if c1 != c2 else nn.Identity()
-        )
-        self.blocks = nn.Sequential(*(ConvMixerBlock(c2, k, act, shortcut) for _ in range(n)))
+        c1, c2, n, order = _check_int("c1", c1), _check_int("c2", c2), _check_int("n", n), _check_order(order)
+        self.transition = nn.Sequential(*_pointwise(c1, c2, act, order)) if c1 != c2 else nn.Identity()
+        self.blocks = nn.Sequential(*(ConvMixerBlock(c2, k, act, shortcut, order) for _ in range(n)))
         self.c2 = c2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,12 +194,15 @@ class ConvMixerStage(nn.Module):
 
 
 class _Resample(nn.Sequential):
-    """Change resolution by ``scale`` (2x up, 1x, 2x or 4x down), then pointwise conv -> act -> BN to ``c2``."""
+    """Change resolution by ``scale`` (2x up, 1x, 2x or 4x down), then a pointwise conv with act and BN to ``c2``."""
 
-    def __init__(self, c1: int, c2: int, scale: float, act: str):
-        resample = {2.0: [nn.ConvTranspose2d(c1, c1, 2, stride=2), activation(act), nn.BatchNorm2d(c1)], 1.0: []}
-        layers = resample.get(scale, [nn.MaxPool2d(round(1 / scale))])
-        super().__init__(*layers, nn.Conv2d(c1, c2, 1), activation(act), nn.BatchNorm2d(c2))
+    def __init__(self, c1: int, c2: int, scale: float, act: str, order: str = PAPER_ORDER):
+        if scale == 2.0:
+            up, norm = nn.ConvTranspose2d(c1, c1, 2, stride=2), nn.BatchNorm2d(c1)
+            layers = [up, norm, activation(act)] if order == "conv-bn-act" else [up, activation(act), norm]
+        else:
+            layers = [] if scale == 1.0 else [nn.MaxPool2d(round(1 / scale))]
+        super().__init__(*layers, *_pointwise(c1, c2, act, order))
 
 
 class ConvMixerBackbone(nn.Module):
@@ -172,6 +226,7 @@ class ConvMixerBackbone(nn.Module):
         design (str): ``hierarchical``, ``isotropic16`` (alias ``isotropic``) or ``isotropic8``.
         act (str): Activation name.
         shortcut (bool): Residual around each block's pointwise half too (see ``ConvMixerBlock``).
+        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``, for every layer.
     """
 
     strides = (8, 16, 32)
@@ -185,9 +240,11 @@ class ConvMixerBackbone(nn.Module):
         design: str = "hierarchical",
         act: str = "gelu",
         shortcut: bool = True,
+        order: str = PAPER_ORDER,
     ):
         super().__init__()
         c1, k, shortcut = _check_int("c1", c1), _check_kernel("k", k), _check_bool("shortcut", shortcut)
+        order = _check_order(order)
         channels, depths = _check_ints("channels", channels, 3), _check_ints("depths", depths, 3, minimum=0)
         design = DESIGN_ALIASES.get(design, design)
         if design not in DESIGNS:
@@ -196,21 +253,21 @@ class ConvMixerBackbone(nn.Module):
         self.design, self.out_channels = design, channels
         if design == "hierarchical":
             # The stem conv is the model's first parameter: Ultralytics' GFLOPs counter reads the input channels off it.
-            self.stem = PatchEmbed(c1, max(channels[0] // 2, 8), p=4, act=act)
+            self.stem = PatchEmbed(c1, max(channels[0] // 2, 8), p=4, act=act, order=order)
             widths = [self.stem.c2, *channels]
             self.levels = nn.ModuleList(
                 nn.Sequential(
-                    PatchEmbed(widths[i], widths[i + 1], p=2, act=act),
-                    *(ConvMixerBlock(widths[i + 1], k, act, shortcut) for _ in range(depths[i])),
+                    PatchEmbed(widths[i], widths[i + 1], p=2, act=act, order=order),
+                    *(ConvMixerBlock(widths[i + 1], k, act, shortcut, order) for _ in range(depths[i])),
                 )
                 for i in range(3)
             )
         else:
             trunk_stride, dim = (16, channels[1]) if design == "isotropic16" else (8, channels[0])
-            self.stem = PatchEmbed(c1, dim, p=trunk_stride, act=act)
-            self.trunk = nn.Sequential(*(ConvMixerBlock(dim, k, act, shortcut) for _ in range(sum(depths))))
+            self.stem = PatchEmbed(c1, dim, p=trunk_stride, act=act, order=order)
+            self.trunk = nn.Sequential(*(ConvMixerBlock(dim, k, act, shortcut, order) for _ in range(sum(depths))))
             self.pyramid = nn.ModuleList(
-                _Resample(dim, c, trunk_stride / s, act) for c, s in zip(channels, self.strides)
+                _Resample(dim, c, trunk_stride / s, act, order) for c, s in zip(channels, self.strides)
             )
 
     def output_shape(self) -> Dict[str, FeatureSpec]:
@@ -228,3 +285,50 @@ class ConvMixerBackbone(nn.Module):
             return outputs
         x = self.trunk(x)
         return [project(x) for project in self.pyramid]
+
+
+def _fold(conv: nn.Module, norm: nn.BatchNorm2d) -> None:
+    """Fold ``norm`` (running statistics, eval semantics) into ``conv``'s weight and bias in place."""
+    conv.weight, conv.bias = torch.nn.utils.fusion.fuse_conv_bn_weights(
+        conv.weight,
+        conv.bias,
+        norm.running_mean,
+        norm.running_var,
+        norm.eps,
+        norm.weight,
+        norm.bias,
+        transpose=isinstance(conv, nn.ConvTranspose2d),
+    )
+
+
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every BatchNorm that directly follows a convolution in the plugin's modules into that convolution.
+
+    For inference only (the folded model computes what the unfused one computes in eval mode). Modules in the paper's
+    ``conv-act-bn`` order have nothing to fold; Ultralytics' own layers are left to its ``fuse()``. The convolutions
+    stay the same objects (a ``DepthwiseConv2d`` keeps its fast path); each folded BatchNorm becomes an ``Identity``.
+
+    Args:
+        model (nn.Module): Any module; plugin modules inside it are folded.
+
+    Returns:
+        (int): The number of BatchNorm layers folded.
+    """
+    pairs = []  # (parent, conv name, BN name)
+    for m in model.modules():
+        if isinstance(m, ConvMixerBlock) and m.order == "conv-bn-act":
+            pairs += [(m, "dw", "bn1"), (m, "pw", "bn2")]
+        elif isinstance(m, PatchEmbed) and m.order == "conv-bn-act":
+            pairs.append((m, "conv", "bn"))
+        elif isinstance(m, ConvMixerStage) and isinstance(m.transition, nn.Sequential):
+            pairs += [(m.transition, str(i), str(i + 1)) for i in range(len(m.transition) - 1)]
+        elif isinstance(m, _Resample):
+            pairs += [(m, str(i), str(i + 1)) for i in range(len(m) - 1)]
+    folded = 0
+    for parent, conv_name, norm_name in pairs:
+        conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
+        if type(norm) is nn.BatchNorm2d and isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
+            _fold(conv, norm)
+            setattr(parent, norm_name, nn.Identity())
+            folded += 1
+    return folded
