@@ -1,4 +1,4 @@
-"""Train one architecture variant of the ConvMixer models as README's "What else was tried for accuracy" did.
+"""Train one architecture variant of the ConvMixer models as README's "How the kernel size was chosen" did.
 
 Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus switches applied to every
 ``ConvMixerBlock`` and ``PatchEmbed`` of the model while this script runs:

@@ -35,7 +35,8 @@ def relative_gradients(cfg: str, shortcut: bool | None, imgsz: int, batch: int, 
     model = DetectionModel(cfg, verbose=False).train()
     if init == "pytorch":
         plugin_modules = [m for m in model.modules() if type(m).__module__ == ConvMixerBlock.__module__]
-        for conv in {c for m in plugin_modules for c in m.modules() if isinstance(c, nn.Conv2d)}:
+        convs = {id(c): c for m in plugin_modules for c in m.modules() if isinstance(c, nn.Conv2d)}  # in model order
+        for conv in convs.values():
             conv.reset_parameters()
     blocks = [m for m in model.modules() if isinstance(m, ConvMixerBlock)]
     if shortcut is not None:

@@ -64,7 +64,7 @@ def _init_conv(conv: nn.Module) -> nn.Module:
 
     PyTorch's default (uniform, bound 1/sqrt(fan_in)) starts depthwise weights (fan-in k*k) much larger than dense
     ones; behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per step, so
-    small initial weights let the blocks learn faster (README, "What else was tried for accuracy").
+    small initial weights let the blocks learn faster (README, "How the kernel size was chosen").
     """
     nn.init.trunc_normal_(conv.weight, std=0.02)
     if conv.bias is not None:
@@ -96,7 +96,7 @@ class ConvMixerBlock(nn.Module):
     """ConvMixer block: residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN (residual by default).
 
     The paper has no residual around the pointwise half; ``shortcut=False`` reproduces it exactly. In a plain stack
-    BatchNorm multiplies the gradient at every block: with 30 such blocks (yolov8n-sized) the stem gets 270x the
+    BatchNorm multiplies the gradient at every block: with 30 such blocks (yolov8n-sized) the stem gets >200x the
     relative gradient of the backbone's end at initialization (stock YOLOv8n: 7x), eval-mode BN statistics lag the
     weights, and the detector barely learns in YOLO's short schedules. ``shortcut=True`` (default) adds the residual.
     See README, "Why the pointwise shortcut and wider levels". ``order="conv-bn-act"`` puts each BatchNorm before
