@@ -4,7 +4,7 @@ Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus swit
 ``ConvMixerBlock`` and ``PatchEmbed`` of the model while this script runs:
 
 - ``--init-std S``: initialize their convolutions from a truncated normal with std ``S``; ``0`` restores PyTorch's
-  default (uniform, bound 1/sqrt(fan_in)), the plugin's init before 0.2. Unset: the plugin's own (std 0.02, as
+  default (uniform, bound 1/sqrt(fan_in)), the plugin's init before 2026-12-01. Unset: the plugin's own (std 0.02, as
   ConvNeXt). Behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per
   step, so smaller weights learn faster; depthwise weights (fan-in k*k) start larger than YOLOv8's dense 3x3 weights
   (fan-in 9*c) under PyTorch's default.
@@ -13,8 +13,10 @@ Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus swit
 - ``--drop-path R``: stochastic depth while training: each residual branch of each block is dropped for a whole
   sample with probability ``R`` (and the kept ones scaled by ``1 / (1 - R)``), a regularizer for the train/val gap.
 
-The switches are not saved in checkpoints: the run's own final validation uses them, but evaluating its ``best.pt``
-later needs the same patch (``apply_variant``) in that process. The script also registers ``ConvMixerC2f`` (YOLOv8's
+Checkpoints keep ``--order`` (each block's ``order`` attribute), so a run's ``best.pt`` evaluates as it was trained in
+any process; the init and drop path only matter while training. (Checkpoints from before ``order`` existed evaluate in
+the paper's order; those trained with the old ``--order conv-bn-act`` class patch need ``apply_variant`` again.) The
+script also registers ``ConvMixerC2f`` (YOLOv8's
 C2f with ConvMixer blocks as its bottlenecks) for the ``yolov8-c2f-*`` ablation YAMLs. Any ``key=value`` after the
 options is passed to Ultralytics' ``train``.
 
