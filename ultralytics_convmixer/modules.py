@@ -72,10 +72,15 @@ def _init_conv(conv: nn.Module) -> nn.Module:
     return conv
 
 
+def _with_norm_act(layer: nn.Module, c: int, act: str, order: str) -> List[nn.Module]:
+    """Return ``layer`` (with ``c`` output channels) followed by its BatchNorm and activation in ``order``."""
+    norm = nn.BatchNorm2d(c)
+    return [layer, norm, activation(act)] if order == "conv-bn-act" else [layer, activation(act), norm]
+
+
 def _pointwise(c1: int, c2: int, act: str, order: str) -> List[nn.Module]:
     """Return the layers of a pointwise conv c1 -> c2 with its activation and BatchNorm in ``order``."""
-    conv, norm = _init_conv(nn.Conv2d(c1, c2, 1)), nn.BatchNorm2d(c2)
-    return [conv, norm, activation(act)] if order == "conv-bn-act" else [conv, activation(act), norm]
+    return _with_norm_act(_init_conv(nn.Conv2d(c1, c2, 1)), c2, act, order)
 
 
 def activation(act: str) -> nn.Module:
@@ -198,8 +203,7 @@ class _Resample(nn.Sequential):
 
     def __init__(self, c1: int, c2: int, scale: float, act: str, order: str = PAPER_ORDER):
         if scale == 2.0:
-            up, norm = nn.ConvTranspose2d(c1, c1, 2, stride=2), nn.BatchNorm2d(c1)
-            layers = [up, norm, activation(act)] if order == "conv-bn-act" else [up, activation(act), norm]
+            layers = _with_norm_act(nn.ConvTranspose2d(c1, c1, 2, stride=2), c1, act, order)
         else:
             layers = [] if scale == 1.0 else [nn.MaxPool2d(round(1 / scale))]
         super().__init__(*layers, *_pointwise(c1, c2, act, order))
