@@ -15,10 +15,9 @@ Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus swit
 
 Checkpoints keep ``--order`` (each block's ``order`` attribute), so a run's ``best.pt`` evaluates as it was trained in
 any process; the init and drop path only matter while training. (Checkpoints from before ``order`` existed evaluate in
-the paper's order; those trained with the old ``--order conv-bn-act`` class patch need ``apply_variant`` again.) The
-script also registers ``ConvMixerC2f`` (YOLOv8's
-C2f with ConvMixer blocks as its bottlenecks) for the ``yolov8-c2f-*`` ablation YAMLs. Any ``key=value`` after the
-options is passed to Ultralytics' ``train``.
+the paper's order; those trained with the old ``--order conv-bn-act`` class patch need ``apply_variant`` again.)
+The script also registers ``ConvMixerC2f`` (YOLOv8's C2f with ConvMixer blocks as its bottlenecks) for the
+``yolov8-c2f-*`` ablation YAMLs. Any ``key=value`` argument is passed to Ultralytics' ``train``.
 
     python benchmarks/ablate.py benchmarks/ablations/yolov8n-stages-wide.yaml
     python benchmarks/ablate.py yolov8n-convmixer.yaml --init-std 0 --order conv-act-bn epochs=30
@@ -111,9 +110,7 @@ def apply_variant(init_std: Optional[float] = None, order: Optional[str] = None,
                 if init_std == 0:
                     conv.reset_parameters()
                 else:
-                    nn.init.trunc_normal_(conv.weight, std=init_std)
-                    if conv.bias is not None:
-                        nn.init.zeros_(conv.bias)
+                    cm._init_conv(conv, init_std)
 
         cls.__init__ = init
     if drop_path > 0:

@@ -59,14 +59,14 @@ def _check_order(order) -> str:
     return order
 
 
-def _init_conv(conv: nn.Module) -> nn.Module:
+def _init_conv(conv: nn.Module, std: float = 0.02) -> nn.Module:
     """Initialize a plugin convolution as ConvNeXt does: truncated normal weights (std 0.02), zero bias.
 
     PyTorch's default (uniform, bound 1/sqrt(fan_in)) starts depthwise weights (fan-in k*k) much larger than dense
     ones; behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per step, so
     small initial weights let the blocks learn faster (README, "How the kernel size was chosen").
     """
-    nn.init.trunc_normal_(conv.weight, std=0.02)
+    nn.init.trunc_normal_(conv.weight, std=std)
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
     return conv
