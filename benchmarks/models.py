@@ -23,7 +23,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
 
-from ultralytics_convmixer.compare import interleaved_medians, median_ms, onnx_step
+from ultralytics_convmixer.compare import interleaved_medians, median_ms, onnx_session, onnx_step
 
 
 def timed(step, args, device: torch.device) -> float:
@@ -85,16 +85,15 @@ def onnx_ms(names: list, args) -> list:
     The models' sessions take turns run by run, so drift of the CPU's speed (turbo, other load) hits all of them
     alike; each gets the median of ``args.runs`` runs after ``args.warmup`` untimed ones.
     """
-    import onnxruntime as ort
     from ultralytics import YOLO
 
     with tempfile.TemporaryDirectory() as tmp:
         sessions = []
         for name in names:
             model = YOLO(name)
-            model.model.yaml_file = str(Path(tmp) / Path(name).name)  # export next to a temp path, not the CWD
+            model.model.pt_path = str(Path(tmp) / Path(name).with_suffix(".pt").name)  # the exporter writes next to it
             path = model.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
-            sessions.append(ort.InferenceSession(path, providers=["CPUExecutionProvider"]))
+            sessions.append(onnx_session(path))  # CPU; idle sessions do not spin (see onnx_session)
         steps = [{"onnx": (onnx_step(session, args.imgsz, 1), lambda: None)} for session in sessions]
         return [r["onnx"] for r in interleaved_medians(steps, args.runs, args.warmup)]
 

@@ -14,10 +14,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def test_model_benchmark_reports_every_quantity_with_a_ratio_to_stock(tmp_path):
-    out = tmp_path / "models.json"
+    out, cwd = tmp_path / "models.json", tmp_path / "cwd"
+    cwd.mkdir()
     args = ["--device", "cpu", "--imgsz", "64", "--batch", "2", "--scales", "n", "--runs", "1", "--warmup", "0"]
     subprocess.run([sys.executable, str(BENCHMARKS / "models.py"), *args, "--onnx", "--out", str(out)], check=True,
-                   capture_output=True, timeout=600)  # fmt: skip
+                   capture_output=True, timeout=600, cwd=cwd)  # fmt: skip
+    assert not list(cwd.iterdir()), "the ONNX exports belong in a temporary folder, not the working directory"
     result = json.loads(out.read_text())
     stock, ours = result["rows"]
     assert (stock["model"], ours["model"]) == ("yolov8n.yaml", "yolov8n-convmixer.yaml")
