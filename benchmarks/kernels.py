@@ -3,7 +3,9 @@
 For each shape and kernel size it times, with CUDA events (median of ``--reps`` after ``--warmup`` calls):
 
 * cuDNN: ``F.conv2d(x, w, b, padding=k // 2, groups=C)``, forward and forward + backward (input, weight and bias grads);
-* ours: ``depthwise_conv2d_triton``, the same, plus its two backward kernels alone (input grad, weight + bias grads);
+* ours: ``depthwise_conv2d_triton``, the same, plus its two backward kernels alone (input grad, weight + bias grads),
+  at every kernel size: run as a script it sets ``ULTRALYTICS_CONVMIXER_FAST_DWCONV=all`` unless that is set, so the
+  sizes ``DepthwiseConv2d`` leaves to cuDNN by default (``dwconv.CUDNN_FAST_KERNELS``) are timed too;
 
 and reports the memory-traffic floor (forward: read x, write y; forward + backward: also read grad_y and x, write
 grad_x, i.e. 2 and 5 tensor passes) at the bandwidth of a large device copy (or ``--bandwidth``), the ratio of our time
@@ -340,11 +342,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not cuda:
             print("On CPU, 'cuDNN' is ATen's CPU convolution and 'ours' the nn.Conv2d fallback of DepthwiseConv2d.")
         print(markdown(rows, cudnn_k7))
+    # A kernel that failed on this GPU made DepthwiseConv2d fall back to cuDNN: every "ours" number after it is cuDNN's.
+    result["triton_failure"] = dwconv.triton_failure()
+    if result["triton_failure"]:
+        print("TRITON KERNELS FAILED, later rows time the nn.Conv2d fallback:", result["triton_failure"])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
         print(f"wrote {args.out}")
-    return 1 if args.check and result["check"]["failures"] else 0
+    return 1 if (args.check and result["check"]["failures"]) or result["triton_failure"] else 0
 
 
 def compile_report(ks: Sequence[int], dtype: str) -> List[dict]:
@@ -413,4 +419,7 @@ def _triton_version() -> Optional[str]:
 
 
 if __name__ == "__main__":
+    # Time the Triton kernels at every kernel size, also those DepthwiseConv2d leaves to cuDNN by default
+    # (dwconv.CUDNN_FAST_KERNELS): this table is what that default is chosen by.
+    os.environ.setdefault(dwconv.ENV_FAST_DWCONV, "all")
     sys.exit(main())

@@ -130,17 +130,30 @@ def test_dispatcher_cpu_falls_back():
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
-def test_dispatcher_accepts_supported_cuda_input():
+def test_dispatcher_accepts_supported_cuda_input(monkeypatch):
+    monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "all")
     for k in dwconv.SUPPORTED_KERNELS:
         for dtype in dwconv.SUPPORTED_DTYPES:
             m = DepthwiseConv2d(8, k).to(dtype)
             assert fast_path_reason(FakeCudaTensor((2, 8, 20, 20), dtype), m) is None
 
 
+@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
+def test_dispatcher_leaves_kernels_up_to_7_to_cudnn_by_default(monkeypatch):
+    monkeypatch.delenv(dwconv.ENV_FAST_DWCONV, raising=False)
+    x = FakeCudaTensor((2, 8, 20, 20))
+    for k in (3, 5, 7):
+        assert f"kernel {k} is fast in cuDNN" in fast_path_reason(x, DepthwiseConv2d(8, k))
+    for k in (9, 11, 13):  # where cuDNN's depthwise convolution is about 10x slower than at 7
+        assert fast_path_reason(x, DepthwiseConv2d(8, k)) is None
+    assert "not CUDA" in fast_path_reason(torch.randn(2, 8, 20, 20), DepthwiseConv2d(8, 3))  # the real reason first
+
+
 def test_dispatcher_env_var(monkeypatch):
     m = DepthwiseConv2d(8, 9)
     monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "0")
     assert "disabled" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), m)
+    assert "disabled" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), DepthwiseConv2d(8, 3))
     monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "1")
     assert "disabled" not in (fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), m) or "")
 
@@ -214,6 +227,59 @@ def test_benchmark_cpu_smoke(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# A Triton kernel that fails (e.g. does not compile for the GPU) costs speed, not the run
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _fake_conv_same(x, w_flat, bias, k, nhwc):
+    """What the forward kernel computes, from its fp32 taps, with F.conv2d."""
+    c = x.shape[1]
+    w = (w_flat.t() if nhwc else w_flat).reshape(c, 1, k, k).to(x.dtype)
+    return torch.nn.functional.conv2d(x, w, bias.to(x.dtype) if bias is not None else None, padding=k // 2, groups=c)
+
+
+def _raise_kernel_error(*args, **kwargs):
+    raise RuntimeError("Triton Error [CUDA]: no kernel image is available for execution on the device")
+
+
+def _grads_of(fn, x, w, b):
+    x, w, b = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    y = fn(x, w, b)
+    y.square().sum().backward()
+    return y.detach(), x.grad, w.grad, b.grad
+
+
+@pytest.mark.parametrize("failing", ["_conv_same", "_weight_grad"])  # fails in forward, or only in backward
+def test_failing_triton_kernel_falls_back_to_conv2d_and_warns_once(monkeypatch, failing):
+    monkeypatch.setattr(dwconv, "_triton_state", {"available": True})
+    monkeypatch.setattr(dwconv, "_conv_same", _fake_conv_same)
+    monkeypatch.setattr(dwconv, failing, _raise_kernel_error)
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 6, 9, 11), torch.randn(6, 1, 5, 5), torch.randn(6)
+    with pytest.warns(RuntimeWarning, match="Triton depthwise convolution failed .*no kernel image.*nn.Conv2d"):
+        ours = _grads_of(dwconv.depthwise_conv2d_triton, x, w, b)
+    for got, want in zip(ours, _grads_of(dwconv.reference_conv, x, w, b)):
+        torch.testing.assert_close(got, want)
+    assert "no kernel image" in dwconv.triton_failure()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once: later calls are silent
+        _grads_of(dwconv.depthwise_conv2d_triton, x, w, b)
+    reason = fast_path_reason(FakeCudaTensor((2, 6, 9, 11)), DepthwiseConv2d(6, 9))
+    assert "failed earlier in this process" in reason and "no kernel image" in reason
+
+
+def test_out_of_memory_in_a_triton_kernel_is_raised_not_hidden(monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(dwconv, "_triton_state", {"available": True})
+    monkeypatch.setattr(dwconv, "_conv_same", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        dwconv.depthwise_conv2d_triton(torch.randn(1, 4, 8, 8), torch.randn(4, 1, 3, 3))
+    assert dwconv.triton_failure() is None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Triton kernels under the interpreter
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -227,6 +293,7 @@ def test_triton_kernels_under_interpreter():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"]
+    assert report["triton_failure"] is None, "the kernels failed and the checks ran on the nn.Conv2d fallback"
     assert report["cases"] >= 15
 
 
@@ -316,7 +383,7 @@ def _interpreter_main() -> None:
             failures.append({"autotuned": cl, **errs, "configs_benchmarked": len(benched)})
     for row in report:
         print(json.dumps(row))
-    print(json.dumps({"cases": len(report), "failures": failures}))
+    print(json.dumps({"cases": len(report), "failures": failures, "triton_failure": dwconv.triton_failure()}))
 
 
 if __name__ == "__main__":

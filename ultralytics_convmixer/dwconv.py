@@ -5,9 +5,10 @@ parameters, ``state_dict``, fusing, TorchScript and ONNX export behave exactly a
 
 Why a custom kernel: cuDNN's depthwise convolution is fast for k <= 7 but falls off a cliff at k = 9 (the ConvMixer
 paper's kernel), about 10x slower than k = 7 on an H100 in fp16 channels_last, forward plus backward. The Triton
-kernels below compute the same function directly; ``forward`` uses them only when it is safe (see
-``fast_path_reason``) and otherwise calls ``nn.Conv2d.forward``, so exported graphs hold a standard ``Conv`` and CPU
-results are bit-identical to ``nn.Conv2d``.
+kernels below compute the same function directly for every odd k from 3 to 13; ``forward`` uses them only when it
+is safe and worth it (see ``fast_path_reason``: by default for the kernels cuDNN is slow at, k >= 9) and otherwise
+calls ``nn.Conv2d.forward``, so exported graphs hold a standard ``Conv`` and CPU results are bit-identical to
+``nn.Conv2d``.
 
 Kernel design (``k`` odd, stride 1, padding ``k // 2``; all accumulation in fp32):
 
@@ -34,6 +35,7 @@ Kernel design (``k`` odd, stride 1, padding ``k // 2``; all accumulation in fp32
 
 import contextlib
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -42,9 +44,14 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 ENV_FAST_DWCONV = "ULTRALYTICS_CONVMIXER_FAST_DWCONV"
-"""Environment variable; set it to ``0`` to always use ``nn.Conv2d.forward`` (cuDNN on CUDA)."""
+"""Environment variable: ``0`` always uses ``nn.Conv2d.forward`` (cuDNN on CUDA); ``all`` uses the Triton kernels for
+every supported kernel size, ``CUDNN_FAST_KERNELS`` included; unset (or anything else) uses them for the rest."""
 
 SUPPORTED_KERNELS = (3, 5, 7, 9, 11, 13)
+CUDNN_FAST_KERNELS = (3, 5, 7)
+"""Kernel sizes left to cuDNN by default: its depthwise convolution takes 0.3-2.0 ms at these on an H100 (fp16,
+channels_last, forward plus backward, the four shapes of ``benchmarks/kernels.py``) against 2.4-20.5 ms at k = 9, so
+the Triton kernels are needed from k = 9 on; set ``ULTRALYTICS_CONVMIXER_FAST_DWCONV=all`` to use them for these too."""
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 _INT32_MAX = 2**31 - 1
@@ -68,6 +75,28 @@ def _triton_available() -> bool:
     return _triton_state["available"]
 
 
+def triton_failure() -> Optional[str]:
+    """Return the error that made this process give up the Triton kernels (see ``_give_up_triton``), or None."""
+    return _triton_state.get("failure")
+
+
+def _give_up_triton(error: Exception) -> None:
+    """Record that a Triton kernel failed (e.g. it does not compile for this GPU) and warn once.
+
+    Every later call takes ``nn.Conv2d``'s path (``fast_path_reason`` says why), so a fast path that breaks on a GPU,
+    driver or Triton release it was never run on costs speed, not the training run. Out-of-memory errors are not
+    failures of the kernels and are raised as they are.
+    """
+    if "failure" not in _triton_state:
+        _triton_state["failure"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
+        warnings.warn(
+            f"ultralytics_convmixer: the Triton depthwise convolution failed ({_triton_state['failure']}); using "
+            f"nn.Conv2d (cuDNN) for the rest of this process. Set {ENV_FAST_DWCONV}=0 to skip the Triton kernels.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def _is_channels_last(x: torch.Tensor) -> bool:
     """Return True if ``x`` is (or is best treated as) channels_last, i.e. channels are the innermost dimension."""
     if x.is_contiguous():
@@ -76,7 +105,7 @@ def _is_channels_last(x: torch.Tensor) -> bool:
 
 
 def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
-    """Say why ``module(x)`` cannot use the Triton kernels, or return None if it will.
+    """Say why ``module(x)`` will not use the Triton kernels (it cannot, or cuDNN is as fast), or None if it will.
 
     Args:
         x (torch.Tensor): The input that would be passed to ``module``.
@@ -85,7 +114,8 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     Returns:
         (str | None): A short human-readable reason for using ``nn.Conv2d.forward`` instead, or None for the fast path.
     """
-    if os.environ.get(ENV_FAST_DWCONV, "1").strip() == "0":
+    setting = os.environ.get(ENV_FAST_DWCONV, "").strip().lower()
+    if setting == "0":
         return f"disabled by {ENV_FAST_DWCONV}=0"
     if torch.onnx.is_in_onnx_export():  # before tracing: the TorchScript-based exporter traces
         return "ONNX export (the graph must hold a standard Conv)"
@@ -125,6 +155,10 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
         return "input too large for the kernels' 32-bit indexing"
     if not _triton_available():
         return "triton is not importable"
+    if triton_failure() is not None:
+        return f"the Triton kernels failed earlier in this process ({triton_failure()})"
+    if k[0] in CUDNN_FAST_KERNELS and setting != "all":  # could run, but cuDNN is as fast (CUDNN_FAST_KERNELS)
+        return f"kernel {k[0]} is fast in cuDNN ({ENV_FAST_DWCONV}=all uses the Triton kernels for it)"
     return None
 
 
@@ -449,11 +483,16 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         nhwc = _is_channels_last(x)
         x = x.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
         b = bias.detach().float().contiguous() if bias is not None else None
-        with _device_guard(x):
-            y = _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc)
         ctx.save_for_backward(x, weight)
         ctx.nhwc, ctx.has_bias = nhwc, bias is not None
-        return y
+        try:
+            with _device_guard(x):
+                return _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:
+            _give_up_triton(error)
+            return reference_conv(x, weight, bias)
 
     @staticmethod
     @once_differentiable
@@ -461,7 +500,24 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         nhwc = ctx.nhwc
         grad_y = grad_y.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-        k = weight.shape[-1]
+        if triton_failure() is None:
+            try:
+                return _DepthwiseConv2dFunction._triton_grads(ctx, x, weight, grad_y)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as error:
+                _give_up_triton(error)
+        need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
+        c, pad = weight.shape[0], weight.shape[-1] // 2
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad_y, x, weight, [c] if ctx.has_bias else None, [1, 1], [pad, pad], [1, 1], False, [0, 0], c, list(need)
+        )
+        return gx, gw, gb
+
+    @staticmethod
+    def _triton_grads(ctx, x: torch.Tensor, weight: torch.Tensor, grad_y: torch.Tensor) -> Tuple[Any, Any, Any]:
+        """Input, weight and bias gradients (None where not needed) from the Triton kernels."""
+        nhwc, k = ctx.nhwc, weight.shape[-1]
         gx = gw = gb = None
         with _device_guard(x):
             if ctx.needs_input_grad[0]:
@@ -511,8 +567,9 @@ def depthwise_conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optiona
 class DepthwiseConv2d(nn.Conv2d):
     """Depthwise k x k convolution with stride 1 and "same" padding.
 
-    On CUDA it runs the Triton kernels of this module when ``fast_path_reason`` allows (set
-    ``ULTRALYTICS_CONVMIXER_FAST_DWCONV=0`` to opt out); everywhere else it is exactly ``nn.Conv2d``.
+    On CUDA it runs the Triton kernels of this module when ``fast_path_reason`` allows: by default for k >= 9, where
+    cuDNN is slow (``ULTRALYTICS_CONVMIXER_FAST_DWCONV=all`` for every k, ``=0`` never); everywhere else it is
+    exactly ``nn.Conv2d``.
 
     Args:
         channels (int): Input and output channels (one filter per channel).
@@ -548,4 +605,10 @@ def reference_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
 
 
-__all__: List[str] = ["DepthwiseConv2d", "depthwise_conv2d_triton", "fast_path_reason", "reference_conv"]
+__all__: List[str] = [
+    "DepthwiseConv2d",
+    "depthwise_conv2d_triton",
+    "fast_path_reason",
+    "reference_conv",
+    "triton_failure",
+]
