@@ -485,14 +485,15 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         b = bias.detach().float().contiguous() if bias is not None else None
         ctx.save_for_backward(x, weight)
         ctx.nhwc, ctx.has_bias = nhwc, bias is not None
-        try:
-            with _device_guard(x):
-                return _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:
-            _give_up_triton(error)
-            return reference_conv(x, weight, bias)
+        if triton_failure() is None:
+            try:
+                with _device_guard(x):
+                    return _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as error:
+                _give_up_triton(error)
+        return reference_conv(x, weight, bias)
 
     @staticmethod
     @once_differentiable
