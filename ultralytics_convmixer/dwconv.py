@@ -36,7 +36,7 @@ Kernel design (``k`` odd, stride 1, padding ``k // 2``; all accumulation in fp32
 import contextlib
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -485,15 +485,8 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         b = bias.detach().float().contiguous() if bias is not None else None
         ctx.save_for_backward(x, weight)
         ctx.nhwc, ctx.has_bias = nhwc, bias is not None
-        if triton_failure() is None:
-            try:
-                with _device_guard(x):
-                    return _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as error:
-                _give_up_triton(error)
-        return reference_conv(x, weight, bias)
+        y = _unless_triton_fails(lambda: _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc), x)
+        return y if y is not None else reference_conv(x, weight, bias)
 
     @staticmethod
     @once_differentiable
@@ -501,13 +494,9 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         nhwc = ctx.nhwc
         grad_y = grad_y.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-        if triton_failure() is None:
-            try:
-                return _DepthwiseConv2dFunction._triton_grads(ctx, x, weight, grad_y)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as error:
-                _give_up_triton(error)
+        grads = _unless_triton_fails(lambda: _triton_grads(ctx, x, weight, grad_y), x)
+        if grads is not None:
+            return grads
         need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
         c, pad = weight.shape[0], weight.shape[-1] // 2
         gx, gw, gb = torch.ops.aten.convolution_backward(
@@ -515,21 +504,34 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
         )
         return gx, gw, gb
 
-    @staticmethod
-    def _triton_grads(ctx, x: torch.Tensor, weight: torch.Tensor, grad_y: torch.Tensor) -> Tuple[Any, Any, Any]:
-        """Input, weight and bias gradients (None where not needed) from the Triton kernels."""
-        nhwc, k = ctx.nhwc, weight.shape[-1]
-        gx = gw = gb = None
+
+def _triton_grads(ctx, x: torch.Tensor, weight: torch.Tensor, grad_y: torch.Tensor) -> Tuple[Any, Any, Any]:
+    """Input, weight and bias gradients (None where not needed) from the Triton kernels."""
+    nhwc, k = ctx.nhwc, weight.shape[-1]
+    gx = gw = gb = None
+    if ctx.needs_input_grad[0]:
+        # Input gradient of a "same" correlation = the same correlation with the flipped filter.
+        gx = _conv_same(grad_y, _taps(weight, nhwc, flip=True), None, k, nhwc)
+    need_b = ctx.has_bias and ctx.needs_input_grad[2]
+    if ctx.needs_input_grad[1] or need_b:
+        gw, gb = _weight_grad(x, grad_y, k, nhwc, need_b)
+        gw = gw.to(weight.dtype) if ctx.needs_input_grad[1] else None
+        gb = gb.to(weight.dtype) if gb is not None else None
+    return gx, gw, gb
+
+
+def _unless_triton_fails(launch: Callable[[], Any], x: torch.Tensor) -> Any:
+    """Return ``launch()`` on ``x``'s device, or None if the Triton kernels failed now or earlier in this process."""
+    if triton_failure() is not None:
+        return None
+    try:
         with _device_guard(x):
-            if ctx.needs_input_grad[0]:
-                # Input gradient of a "same" correlation = the same correlation with the flipped filter.
-                gx = _conv_same(grad_y, _taps(weight, nhwc, flip=True), None, k, nhwc)
-            need_b = ctx.has_bias and ctx.needs_input_grad[2]
-            if ctx.needs_input_grad[1] or need_b:
-                gw, gb = _weight_grad(x, grad_y, k, nhwc, need_b)
-                gw = gw.to(weight.dtype) if ctx.needs_input_grad[1] else None
-                gb = gb.to(weight.dtype) if gb is not None else None
-        return gx, gw, gb
+            return launch()
+    except torch.OutOfMemoryError:  # not a failure of the kernels
+        raise
+    except Exception as error:
+        _give_up_triton(error)
+        return None
 
 
 def _device_guard(x: torch.Tensor):
