@@ -23,7 +23,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
 
-from ultralytics_convmixer.compare import interleaved_medians, median_ms, onnx_session, onnx_step
+from ultralytics_convmixer.compare import export_onnx, interleaved_medians, median_ms, onnx_session, onnx_step
 
 
 def timed(step, args, device: torch.device) -> float:
@@ -90,9 +90,7 @@ def onnx_ms(names: list, args) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         sessions = []
         for name in names:
-            model = YOLO(name)
-            model.model.pt_path = str(Path(tmp) / Path(name).with_suffix(".pt").name)  # the exporter writes next to it
-            path = model.export(format="onnx", imgsz=args.imgsz, device="cpu", simplify=False, verbose=False)
+            path = export_onnx(YOLO(name), Path(tmp) / Path(name).with_suffix(".onnx").name, args.imgsz, dynamic=False)
             sessions.append(onnx_session(path))  # CPU; idle sessions do not spin (see onnx_session)
         steps = [{"onnx": (onnx_step(session, args.imgsz, 1), lambda: None)} for session in sessions]
         return [r["onnx"] for r in interleaved_medians(steps, args.runs, args.warmup)]

@@ -791,7 +791,7 @@ def interleaved_medians(steps: list[dict[str, tuple[Callable, Callable]]], runs:
     return results
 
 
-def export_onnx(yolo: Any, path: Path, imgsz: int | Sequence[int], device: Any = "cpu") -> Path:
+def export_onnx(yolo: Any, path: Path, imgsz: int | Sequence[int], device: Any = "cpu", dynamic: bool = True) -> Path:
     """Export a YOLO model to ONNX at ``path`` with Ultralytics' exporter (dynamic batch and size, not simplified).
 
     Args:
@@ -799,13 +799,14 @@ def export_onnx(yolo: Any, path: Path, imgsz: int | Sequence[int], device: Any =
         path (Path): Where the ``.onnx`` file goes.
         imgsz (int | Sequence[int]): Export image size.
         device (str | torch.device): Export device.
+        dynamic (bool): Dynamic batch and image size; False gives the fixed-size graph of a plain ``yolo export``.
 
     Returns:
         (Path): The ONNX file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     yolo.model.pt_path = str(path.with_suffix(".pt"))  # the exporter names its output after this
-    f = yolo.export(format="onnx", imgsz=list(_imgsz_hw(imgsz)), dynamic=True, simplify=False, device=str(device))
+    f = yolo.export(format="onnx", imgsz=list(_imgsz_hw(imgsz)), dynamic=dynamic, simplify=False, device=str(device))
     return Path(f)
 
 
