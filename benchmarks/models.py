@@ -7,12 +7,13 @@ the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is 
 
     python benchmarks/models.py --device cpu --imgsz 160 --batch 4 --scales n            # CI-sized, a minute
     python benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --out $OUT/models.json  # H100
-    python benchmarks/models.py --device cpu --imgsz 640 --onnx --scales ns --skip-train  # CPU ONNX target
+    python benchmarks/models.py --device cpu --imgsz 640 --onnx --scales ns --skip-train --repeats 8  # CPU ONNX
 """
 
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -79,21 +80,35 @@ def inference_ms(name: str, batch: int, args, device: torch.device) -> float:
         return timed(lambda: model(x), args, device)
 
 
-def onnx_ms(names: list, args) -> list:
+def onnx_ms(names: list, args) -> tuple:
     """ONNX Runtime CPU latency at batch 1 of Ultralytics ONNX exports (opset and graph as `yolo export`).
 
     The models' sessions take turns run by run, so drift of the CPU's speed (turbo, other load) hits all of them
-    alike; each gets the median of ``args.runs`` runs after ``args.warmup`` untimed ones.
+    alike. A session's speed also changes from one opening to the next by more than the models differ (2 cores, s
+    at 640 px: blocks of 20 runs in one process gave the ratio 0.96x, 1.07x and 0.99x), so the comparison is made
+    ``args.repeats`` times, each with fresh sessions and the order of turns reversed every other time.
+
+    Returns:
+        (tuple[list[float], list[list[float]]]): Per model, the median over repeats of each repeat's median of
+            ``args.runs`` runs (after ``args.warmup`` untimed ones); and per model, each repeat's ratio to the first.
     """
     from ultralytics import YOLO
 
+    per_repeat = []  # per repeat, per model (in ``names`` order): median ms
     with tempfile.TemporaryDirectory() as tmp:
-        sessions = []
-        for name in names:
-            path = export_onnx(YOLO(name), Path(tmp) / Path(name).with_suffix(".onnx").name, args.imgsz, dynamic=False)
-            sessions.append(onnx_session(path))  # CPU; idle sessions do not spin (see onnx_session)
-        steps = [{"onnx": (onnx_step(session, args.imgsz, 1), lambda: None)} for session in sessions]
-        return [r["onnx"] for r in interleaved_medians(steps, args.runs, args.warmup)]
+        paths = [
+            export_onnx(YOLO(name), Path(tmp) / Path(name).with_suffix(".onnx").name, args.imgsz, dynamic=False)
+            for name in names
+        ]
+        for repeat in range(max(1, args.repeats)):
+            order = list(range(len(paths)))[:: -1 if repeat % 2 else 1]
+            sessions = [onnx_session(paths[i]) for i in order]  # CPU; idle sessions do not spin (see onnx_session)
+            steps = [{"onnx": (onnx_step(session, args.imgsz, 1), lambda: None)} for session in sessions]
+            medians = dict(zip(order, (r["onnx"] for r in interleaved_medians(steps, args.runs, args.warmup))))
+            per_repeat.append([medians[i] for i in range(len(paths))])
+            del sessions, steps  # free one repeat's sessions before the next opens its own
+    ms = [statistics.median(run[i] for run in per_repeat) for i in range(len(names))]
+    return ms, [[run[i] / run[0] for run in per_repeat] for i in range(len(names))]
 
 
 def measure(name: str, args, device: torch.device) -> dict:
@@ -116,6 +131,7 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--onnx", action="store_true", help="also ONNX Runtime CPU latency at batch 1")
+    parser.add_argument("--repeats", type=int, default=1, help="ONNX comparisons, each with fresh sessions")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--out", help="write the rows as JSON to this file")
     args = parser.parse_args()
@@ -127,18 +143,24 @@ def main():
         names = [f"yolov8{s}.yaml", f"yolov8{s}-convmixer.yaml"]
         stock, ours = (measure(name, args, device) for name in names)
         if args.onnx:
-            stock["onnx_cpu_b1_ms"], ours["onnx_cpu_b1_ms"] = onnx_ms(names, args)
-        ratios = {f"{k}_ratio": ours[k] / stock[k] for k in ours if k != "model" and ours[k] and stock[k]}
+            (stock["onnx_cpu_b1_ms"], ours["onnx_cpu_b1_ms"]), (_, repeat_ratios) = onnx_ms(names, args)
+            ours["onnx_cpu_b1_repeat_ratios"] = repeat_ratios
+        ratios = {f"{k}_ratio": ours[k] / stock[k] for k in stock if k != "model" and ours[k] and stock[k]}
         rows += [stock, {**ours, **ratios}]
         for key, ratio in ratios.items():
             print(
                 f"yolov8{s}: {key[:-6]:>16} stock {stock[key[:-6]]:9.2f}  convmixer {ours[key[:-6]]:9.2f}  {ratio:.2f}x"
             )
+        if args.onnx and args.repeats > 1:
+            r = ours["onnx_cpu_b1_repeat_ratios"]
+            spread = f"median {statistics.median(r):.2f}x, {min(r):.2f}x-{max(r):.2f}x"
+            print(f"yolov8{s}: {'onnx_cpu_b1_ms':>16} ratio in {len(r)} repeats: {spread}")
     meta = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
     }
-    meta.update(imgsz=args.imgsz, batch=args.batch, runs=args.runs, date=time.strftime("%Y-%m-%d"))
+    meta.update(imgsz=args.imgsz, batch=args.batch, runs=args.runs, repeats=args.repeats)
+    meta["date"] = time.strftime("%Y-%m-%d")
     print(json.dumps(meta))
     if args.out:
         Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

@@ -16,7 +16,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def test_model_benchmark_reports_every_quantity_with_a_ratio_to_stock(tmp_path):
     out, cwd = tmp_path / "models.json", tmp_path / "cwd"
     cwd.mkdir()
-    args = ["--device", "cpu", "--imgsz", "64", "--batch", "2", "--scales", "n", "--runs", "1", "--warmup", "0"]
+    args = ["--device", "cpu", "--imgsz", "64", "--batch", "2", "--scales", "n", "--runs", "1", "--warmup", "0",
+            "--repeats", "3"]  # fmt: skip
     subprocess.run([sys.executable, str(BENCHMARKS / "models.py"), *args, "--onnx", "--out", str(out)], check=True,
                    capture_output=True, timeout=600, cwd=cwd)  # fmt: skip
     assert not list(cwd.iterdir()), "the ONNX exports belong in a temporary folder, not the working directory"
@@ -26,6 +27,10 @@ def test_model_benchmark_reports_every_quantity_with_a_ratio_to_stock(tmp_path):
     for key in ("train_step_ms", "infer_b1_ms", "infer_b2_ms", "onnx_cpu_b1_ms"):
         assert stock[key] > 0 and ours[key] > 0
         assert abs(ours[f"{key}_ratio"] - ours[key] / stock[key]) < 1e-9
+    # ONNX latency is compared in 3 repeats with fresh sessions; each repeat's ratio is kept, the median is reported
+    repeat_ratios = ours["onnx_cpu_b1_repeat_ratios"]
+    assert len(repeat_ratios) == 3 and all(r > 0 for r in repeat_ratios)
+    assert "onnx_cpu_b1_repeat_ratios" not in stock and result["meta"]["repeats"] == 3
     assert result["meta"]["device"] == "cpu" and result["meta"]["imgsz"] == 64
 
 
