@@ -1,6 +1,7 @@
 """Wrong plugin rows raise a ValueError naming the YAML file, layer index, module and argument, before any tensor."""
 
 import pytest
+import torch
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel
 
 HEAD = """
@@ -98,4 +99,50 @@ def test_a_native_row_fed_the_backbone_list_is_told_to_use_index(tmp_path):
     path = tmp_path / "bad-list.yaml"
     path.write_text(backbone(GOOD_BACKBONE) + "\nhead:\n  - [0, 1, Classify, [nc]]\n")
     with pytest.raises(ValueError, match=r"layer 4 \(Classify\): takes the list output .* with an Index row"):
+        ClassificationModel(str(path), verbose=False)
+
+
+NATIVE_THEN_STAGE = """
+nc: {nc}
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+{rows}
+head:
+  - [-1, 1, Classify, [nc]]
+"""
+
+
+def class_scores(model, x: torch.Tensor) -> torch.Tensor:
+    """A classification model's scores (Ultralytics 8.4 returns them with the logits in eval mode)."""
+    out = model(x)
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+@pytest.mark.smoke  # 8.3 leaves a row whose channels equal nc unscaled, 8.4 scales it: the plugin follows either
+def test_a_stage_after_a_row_with_nc_channels_reads_the_channels_that_row_really_has(tmp_path):
+    path = tmp_path / "yolov8n-nc-row.yaml"
+    rows = "  - [-1, 1, Conv, [64, 3, 2]]\n  - [-1, 1, ConvMixerStage, [128, 3]]"
+    path.write_text(NATIVE_THEN_STAGE.format(nc=64, rows=rows))
+    model = ClassificationModel(str(path), verbose=False).eval()
+    conv, stage = model.model[0], model.model[1]
+    assert stage.transition[0].in_channels == conv.conv.out_channels
+    assert class_scores(model, torch.zeros(1, 3, 32, 32)).shape == (1, 64)
+
+
+def test_a_stage_after_resnet_layers_gets_their_expanded_channels(tmp_path):
+    path = tmp_path / "resnet-then-stage.yaml"
+    rows = "  - [-1, 1, ResNetLayer, [3, 16, 1, True, 1]]\n  - [-1, 1, ResNetLayer, [16, 16, 2, False, 1]]\n"
+    rows += "  - [-1, 1, ConvMixerStage, [64, 3]]"  # the second ResNetLayer gives 16 * 4 channels
+    path.write_text(NATIVE_THEN_STAGE.format(nc=2, rows=rows).replace("scales:\n  n: [0.33, 0.25, 1024]\n", ""))
+    model = ClassificationModel(str(path), verbose=False).eval()
+    assert isinstance(model.model[2].transition, torch.nn.Identity)  # 64 in, 64 out: no channel transition
+    assert class_scores(model, torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+
+
+def test_a_plugin_row_after_a_layer_whose_channels_it_cannot_follow_says_so(tmp_path):
+    path = tmp_path / "cblinear-then-stage.yaml"
+    rows = "  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, CBLinear, [[16, 32]]]\n  - [-1, 1, ConvMixerStage, [64, 3]]"
+    path.write_text(NATIVE_THEN_STAGE.format(nc=2, rows=rows))
+    with pytest.raises(ValueError, match=r"layer 2 \(ConvMixerStage\): cannot tell the channels of its input"):
         ClassificationModel(str(path), verbose=False)

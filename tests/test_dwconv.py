@@ -177,6 +177,17 @@ def test_dispatcher_other_unsupported_cases():
     assert "empty" in fast_path_reason(FakeCudaTensor((0, 8, 20, 20)), m)
 
 
+@pytest.mark.parametrize("k, largest_side", [(3, 4095), (9, 2047), (13, 1448)])
+def test_dispatcher_refuses_planes_with_more_pixel_tiles_than_a_grid_axis(monkeypatch, k, largest_side):
+    monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "all")
+    # The NCHW kernels put a plane's pixel tiles on grid axis 1 (at most 65535): 256 pixels per forward program and
+    # fewer per weight-gradient program the larger k is (32 at k = 13), so the largest plane shrinks with k.
+    m = DepthwiseConv2d(1, k)
+    assert fast_path_reason(FakeCudaTensor((1, 1, largest_side, largest_side)), m) is None
+    reason = fast_path_reason(FakeCudaTensor((1, 1, largest_side + 1, largest_side + 1)), m)
+    assert reason is not None and "grid axis" in reason
+
+
 def test_dispatcher_tracing_and_onnx_export():
     rec = ReasonRecorder()
     x = torch.randn(1, 4, 10, 10)
@@ -266,6 +277,18 @@ def test_failing_triton_kernel_falls_back_to_conv2d_and_warns_once(monkeypatch, 
         torch.testing.assert_close(_grads_of(dwconv.depthwise_conv2d_triton, x, w, b), want)
     reason = fast_path_reason(FakeCudaTensor((2, 6, 9, 11)), DepthwiseConv2d(6, 9))
     assert "failed earlier in this process" in reason and "no kernel image" in reason
+
+
+def test_a_kernel_error_with_a_blank_message_still_falls_back(monkeypatch):
+    def blank_error(*args, **kwargs):
+        raise RuntimeError("  \n")
+
+    monkeypatch.setattr(dwconv, "_triton_state", {"available": True})
+    monkeypatch.setattr(dwconv, "_conv_same", blank_error)
+    x, w = torch.randn(1, 4, 8, 8), torch.randn(4, 1, 3, 3)
+    with pytest.warns(RuntimeWarning, match="Triton depthwise convolution failed"):
+        torch.testing.assert_close(dwconv.depthwise_conv2d_triton(x, w), dwconv.reference_conv(x, w))
+    assert dwconv.triton_failure() == "RuntimeError: "
 
 
 def test_out_of_memory_in_a_triton_kernel_is_raised_not_hidden(monkeypatch):

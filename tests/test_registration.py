@@ -129,6 +129,15 @@ def test_unknown_name_still_raises_ultralytics_file_not_found():
         tasks.yaml_model_load("yolov8n-convmixer-nope.yaml")
 
 
+def test_a_path_to_a_missing_file_is_not_swapped_for_the_packaged_file_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError):  # as stock does for no_such_dir/yolov8s.yaml
+        tasks.yaml_model_load("no_such_dir/yolov8s-convmixer.yaml")
+    assert integration._packaged_data("typo_dir/shapes-detect.yaml") == "typo_dir/shapes-detect.yaml"
+    assert integration._packaged_data(str(tmp_path / "shapes-detect.yaml")) == str(tmp_path / "shapes-detect.yaml")
+    assert integration._packaged_data("shapes-detect.yaml") == integration.dataset_yaml("shapes-detect.yaml")
+
+
 def test_register_is_idempotent_and_keeps_one_wrapper():
     parse_model, load = tasks.parse_model, tasks.yaml_model_load
     integration.register()
@@ -136,6 +145,37 @@ def test_register_is_idempotent_and_keeps_one_wrapper():
     assert tasks.parse_model is parse_model and tasks.yaml_model_load is load
     assert tasks.parse_model.__wrapped__.__module__ == "ultralytics.nn.tasks"  # wraps the original exactly once
     assert tasks.ConvMixerBackbone is integration.PLUGIN_MODULES["ConvMixerBackbone"]
+
+
+def test_registering_from_a_fresh_interpreter_wraps_each_internal_once():
+    # Accessing a plugin name registers; its import of ultralytics.nn.tasks runs the start-up hook's registration
+    # inside that one, which must not wrap parse_model a second time.
+    code = (
+        "import ultralytics_convmixer as u; u.ConvMixerBlock\n"
+        "import ultralytics.nn.tasks as t\n"
+        "print(*(getattr(f.__wrapped__, '_convmixer', False) for f in (t.parse_model, t.yaml_model_load)))"
+    )
+    result = run_python(code)
+    assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_the_layer_table_of_another_thread_is_left_alone():
+    import logging
+    import threading
+
+    line = f"{0:>3}{-1!s:>20}  1       464  ultralytics.nn.modules.conv.Conv"  # a layer-0 line of parse_model
+    rewriter = integration._TableRewriter({line[:23]: "the plugin's line"})
+    records = []
+
+    def log_a_line():  # a LogRecord takes the ident of the thread that creates it, as logging does
+        records.append(logging.LogRecord("ultralytics", logging.INFO, __file__, 1, line, (), None))
+        rewriter.filter(records[-1])
+
+    log_a_line()
+    thread = threading.Thread(target=log_a_line)  # another model built at the same time, in another thread
+    thread.start()
+    thread.join()
+    assert [r.msg for r in records] == ["the plugin's line", line]
 
 
 def test_modules_that_imported_internals_by_name_see_the_wrappers():
@@ -210,3 +250,27 @@ def test_explicit_import_on_an_ultralytics_without_a_needed_internal_fails_namin
     result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
     assert "ERROR ultralytics-convmixer relies on ultralytics.nn.tasks.parse_model" in result.stdout
     assert "missing in ultralytics 8." in result.stdout and "supports ultralytics>=" in result.stdout
+
+
+def test_a_failed_start_up_registration_warns_patches_nothing_and_raises_on_use():
+    code = (
+        "import warnings, ultralytics_convmixer.integration as i\n"
+        "def missing(module, name):\n    raise ImportError(f'simulated: no {name} in this release')\n"
+        "i._require = missing  # as if the installed Ultralytics lacked an internal the plugin needs\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import ultralytics.nn.tasks, ultralytics.data.utils\n"
+        "print('WARNED', any('could not register' in str(w.message) for w in caught))\n"
+        "print('PATCHED', getattr(ultralytics.data.utils.check_det_dataset, '_convmixer', False))\n"
+        "try:\n    from ultralytics_convmixer import ConvMixerBlock\nexcept ImportError as e:\n    print('ERROR', e)\n"
+    )
+    lines = run_python(code).stdout.splitlines()
+    assert lines == ["WARNED True", "PATCHED False", "ERROR simulated: no parse_model in this release"]
+
+
+@pytest.mark.parametrize("value, hooked", [("1", False), ("0", True), ("", True)])
+def test_the_no_hook_variable_switches_the_hook_off_only_when_set_to_something_but_0(value, hooked):
+    result = run_python(
+        "import sys; print('ultralytics_convmixer' in sys.modules)", ULTRALYTICS_CONVMIXER_NO_HOOK=value
+    )
+    assert result.stdout.strip() == str(hooked)

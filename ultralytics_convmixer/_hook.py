@@ -10,6 +10,10 @@ module that was only half-initialised then) and rebinds names the module importe
 ``yolo`` CLI, DDP worker scripts, spawned dataloader workers and a fresh ``python`` that loads ``best.pt`` all see the
 plugin without importing it, whatever order Ultralytics' own modules are imported in.
 
+If registration fails (an Ultralytics release without an internal the plugin needs), the hook only warns, so stock
+models keep working; using the plugin afterwards (``from ultralytics_convmixer import ConvMixerBlock``,
+``ultralytics_convmixer.register()``) raises the ImportError that names the release and the supported range.
+
 Set ``ULTRALYTICS_CONVMIXER_NO_HOOK=1`` to skip the start-up line; ``import ultralytics_convmixer`` still registers.
 """
 
@@ -30,8 +34,8 @@ def _after_import(module) -> None:
         from ultralytics_convmixer import integration
 
         if name == TARGET:
-            _state["tasks_loaded"] = True
             integration.register()
+            _state["tasks_loaded"] = True  # only now: after a failure no later module gets half of the plugin
         else:
             integration.on_module_loaded(module)
     except Exception as e:  # noqa: BLE001 - never break `import ultralytics` for users of stock models

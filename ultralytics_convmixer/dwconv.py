@@ -55,7 +55,8 @@ the Triton kernels are needed from k = 9 on; set ``ULTRALYTICS_CONVMIXER_FAST_DW
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 _INT32_MAX = 2**31 - 1
-_MAX_PLANE = 2**24  # keeps the tile index of every grid below the 65535 limit of grid axes 1 and 2
+_GRID_AXIS_MAX = 65535  # CUDA's limit of grid axes 1 and 2; the NCHW kernels put a plane's pixel tiles on axis 1
+_FWD_NCHW_MIN_BLOCK = 256  # the smallest BLOCK among the fwd_nchw configs (pixels per program)
 _WGRAD_PROGRAMS = 1024  # target number of programs of the NHWC weight-gradient kernel (a few waves on any GPU)
 
 _triton_state: Dict[str, Any] = {}  # filled lazily: whether Triton imports, then the kernels and their configs
@@ -88,7 +89,8 @@ def _give_up_triton(error: Exception) -> None:
     failures of the kernels and are raised as they are.
     """
     if "failure" not in _triton_state:
-        _triton_state["failure"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
+        first_line = next(iter(str(error).strip().splitlines()), "")  # messages may be empty or blank
+        _triton_state["failure"] = f"{type(error).__name__}: {first_line}"
         warnings.warn(
             f"ultralytics_convmixer: the Triton depthwise convolution failed ({_triton_state['failure']}); using "
             f"nn.Conv2d (cuDNN) for the rest of this process. Set {ENV_FAST_DWCONV}=0 to skip the Triton kernels.",
@@ -151,8 +153,10 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     n, _, h, w = x.shape
     if x.numel() == 0:
         return "empty input"
-    if c * h * w > _INT32_MAX or n * h * w > _INT32_MAX or h * w > _MAX_PLANE:
+    if c * h * w > _INT32_MAX or n * h * w > _INT32_MAX:
         return "input too large for the kernels' 32-bit indexing"
+    if h * w > _GRID_AXIS_MAX * min(_FWD_NCHW_MIN_BLOCK, _wgrad_nchw_block(k[0], _INT32_MAX)):
+        return f"a {h} x {w} plane has more pixel tiles than a CUDA grid axis holds"
     if not _triton_available():
         return "triton is not importable"
     if triton_failure() is not None:
@@ -397,6 +401,11 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def _wgrad_nchw_block(k: int, plane: int) -> int:
+    """Pixels per program of the NCHW weight-gradient kernel: ~8K fp32 accumulators (32 registers per thread)."""
+    return max(16, min(8192 // _next_pow2(k * k), _next_pow2(plane)))
+
+
 def _next_pow2(v: int) -> int:
     return 1 << max(0, (v - 1).bit_length())
 
@@ -463,7 +472,7 @@ def _weight_grad(
         gw = pw.sum(0).t()
         gb = pb.sum(0) if with_bias else None
     else:
-        block = max(16, min(8192 // kk_pad, _next_pow2(h * w)))  # ~8K fp32 accumulators: 32 registers per thread
+        block = _wgrad_nchw_block(k, h * w)
         tiles = triton.cdiv(h * w, block)
         pw = torch.empty((c, tiles, kk), device=x.device, dtype=torch.float32)
         pb = torch.empty((c, tiles), device=x.device, dtype=torch.float32) if with_bias else pw

@@ -26,6 +26,7 @@ import functools
 import inspect
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -46,6 +47,7 @@ PLUGIN_MODULES: Dict[str, type] = {
 SAFE_GLOBALS = [*PLUGIN_MODULES.values(), cm.FeatureSpec, cm._Resample, DepthwiseConv2d]
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _registered = False
+_register_lock = threading.RLock()  # reentrant: register() imports ultralytics.nn.tasks, whose hook calls register()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -117,6 +119,8 @@ _wrappers: Dict[str, tuple] = {}  # name -> (original, wrapper), to rebind modul
 def _replace_everywhere(module, name: str, new: Callable) -> None:
     """Set ``module.name = new`` and rebind every loaded ``ultralytics.*`` module that imported the original by name."""
     original = getattr(module, name)
+    if getattr(original, "_convmixer", False):
+        return  # already wrapped (a nested or concurrent register())
     _wrappers[name] = (original, new)
     for mod in list(sys.modules.values()):
         if (getattr(mod, "__name__", None) or "").startswith("ultralytics"):
@@ -134,25 +138,28 @@ def _rebind(module) -> None:
 def register() -> None:
     """Register the plugin with Ultralytics in this process; idempotent, ImportError on an unsupported release."""
     global _registered
-    if _registered:
-        return
-    import ultralytics.nn.tasks as tasks
+    with _register_lock:
+        if _registered:
+            return
+        import ultralytics.nn.tasks as tasks  # with the start-up hook installed, this may run register() itself
 
-    for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "LOGGER"):
-        _require(tasks, name)
-    _require(_require(tasks, "BaseModel"), "fuse")
-    for name, cls in PLUGIN_MODULES.items():
-        setattr(tasks, name, cls)
-    _replace_everywhere(tasks, "parse_model", _wrap(tasks.parse_model, _parse_model))
-    _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
-    if not getattr(tasks.BaseModel.fuse, "_convmixer", False):
-        tasks.BaseModel.fuse = _fuse_method(tasks.BaseModel.fuse)
-    if hasattr(torch.serialization, "add_safe_globals"):
-        torch.serialization.add_safe_globals(SAFE_GLOBALS)
-    _registered = True
-    data_utils = sys.modules.get("ultralytics.data.utils")
-    if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):  # else: patched once it has loaded
-        _patch_data_utils(data_utils)
+        if _registered:
+            return
+        for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "LOGGER"):
+            _require(tasks, name)
+        _require(_require(tasks, "BaseModel"), "fuse")
+        for name, cls in PLUGIN_MODULES.items():
+            setattr(tasks, name, cls)
+        _replace_everywhere(tasks, "parse_model", _wrap(tasks.parse_model, _parse_model))
+        _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
+        if not getattr(tasks.BaseModel.fuse, "_convmixer", False):
+            tasks.BaseModel.fuse = _fuse_method(tasks.BaseModel.fuse)
+        if hasattr(torch.serialization, "add_safe_globals"):
+            torch.serialization.add_safe_globals(SAFE_GLOBALS)
+        _registered = True
+        data_utils = sys.modules.get("ultralytics.data.utils")
+        if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):  # else: patched once it has loaded
+            _patch_data_utils(data_utils)
 
 
 def on_module_loaded(module) -> None:
@@ -181,12 +188,19 @@ def _wrap(original: Callable, replacement: Callable) -> Callable:
 
 
 def _fuse_method(original: Callable) -> Callable:
-    """``BaseModel.fuse`` that first folds the plugin's BatchNorms (Ultralytics' own fuse knows only its layers)."""
+    """``BaseModel.fuse`` that also folds the plugin's BatchNorms (Ultralytics' own fuse knows only its layers).
+
+    Ultralytics' layers go first: 8.3's ``fuse`` does nothing once fewer than 10 BatchNorms are left, so folding the
+    plugin's first would leave a classify head's BatchNorm in place. The summary is printed once both are folded.
+    """
 
     @functools.wraps(original)
-    def fuse(self, *args, **kwargs):
+    def fuse(self, verbose: bool = True, **kwargs):
+        original(self, verbose=False, **kwargs)
         cm.fold_batchnorm(self)
-        return original(self, *args, **kwargs)
+        if verbose:
+            self.info(verbose=True, **kwargs)  # kwargs: ``imgsz``, where Ultralytics' fuse takes it (8.4)
+        return self
 
     fuse._convmixer = True
     return fuse
@@ -202,7 +216,7 @@ def _yaml_model_load(original: Callable, path):
     name = Path(str(path))
     packaged = model_yaml(name.name)
     local = name.exists() or (name.parent / _unscaled(name.name)).exists()
-    if packaged is None or local or name.is_absolute():
+    if packaged is None or local or name.parent != Path("."):  # a path names that file, found or not (as stock)
         return original(path)
     from ultralytics.utils import YAML
 
@@ -214,7 +228,7 @@ def _yaml_model_load(original: Callable, path):
 
 def _packaged_data(dataset):
     """Map a bare data YAML name such as ``shapes-detect.yaml`` to the packaged file unless a local file exists."""
-    if isinstance(dataset, (str, Path)) and not Path(dataset).exists():
+    if isinstance(dataset, (str, Path)) and Path(dataset).parent == Path(".") and not Path(dataset).exists():
         return dataset_yaml(str(dataset)) or dataset
     return dataset
 
@@ -266,6 +280,24 @@ _SCALED_NATIVE = (
 ).split()
 
 
+# Native modules whose output channels parse_model sets in ways the planner does not follow (lists, heads).
+_CHANNELS_NOT_MODELLED = {"CBLinear", "AIFI", "RTDETRDecoder", "ImagePoolingAttn"}
+
+
+@functools.cache
+def _keeps_nc_channels_unscaled() -> bool:
+    """Whether this Ultralytics leaves a row unscaled by width when its channels equal ``nc`` (8.3 does, 8.4 not).
+
+    Asked of the original ``parse_model`` itself, with a one-layer model, rather than read off a version number.
+    """
+    import ultralytics.nn.tasks as tasks
+
+    parse = _wrappers["parse_model"][0] if "parse_model" in _wrappers else tasks.parse_model
+    d = {"nc": 16, "depth_multiple": 1.0, "width_multiple": 0.5, "backbone": [[-1, 1, "Conv", [16, 3]]], "head": []}
+    layers, _ = parse(d, 3, verbose=False)
+    return layers[0].conv.out_channels == 16
+
+
 class PlanError(ValueError):
     """A plugin row of a model YAML is wrong; the message names the file, layer, module and argument."""
 
@@ -310,10 +342,11 @@ class _TableRewriter(logging.Filter):
     def __init__(self, lines: Dict[str, str]):
         super().__init__()
         self.lines = lines  # row prefix (index and from columns) -> full line
+        self.thread = threading.get_ident()  # the logger is the process's: leave other threads' model tables alone
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.msg
-        if isinstance(msg, str) and len(msg) >= 23 and msg[:23] in self.lines:
+        if record.thread == self.thread and isinstance(msg, str) and len(msg) >= 23 and msg[:23] in self.lines:
             record.msg, record.args = self.lines[msg[:23]], ()
         return True
 
@@ -408,7 +441,7 @@ class _Planner:
         self.rows.append([f, 1, "Index", [0 if isinstance(c2, list) else c2, 0]])
         np_ = sum(p.numel() for p in module.parameters())
         prefix = f"{i:>3}{f!s:>20}"
-        self.table[prefix] = f"{prefix}{n_:>3}{np_:10.0f}  {cls.__module__ + '.' + m:<45}{shown!s:<30}"
+        self.table[prefix] = f"{prefix}{n_:>3}{np_:10.0f}  {cls.__module__ + '.' + m:<44} {shown!s:<30}"
         return c2
 
     def _build(self, m: str, cls: type, c1: int, n: int, n_: int, kwargs: dict) -> nn.Module:
@@ -442,17 +475,24 @@ class _Planner:
             raise PlanError(
                 f"{self._where(i, m)}: takes the list output of a ConvMixerBackbone; select a level with an Index row"
             )
-        a0 = _literal(args[0]) if args else None
-        a0 = self.nc if a0 == "nc" else a0
-        if m == "Classify":
-            return a0
+        args = [self.nc if a == "nc" else _literal(a) for a in args]
+        a0 = args[0] if args else None
         if m in _SCALED_NATIVE:
-            return self._scale_channels(a0) if isinstance(a0, int) else None
+            if not isinstance(a0, int):
+                return None
+            unscaled = m == "Classify" or (a0 == self.nc and _keeps_nc_channels_unscaled())
+            return a0 if unscaled else self._scale_channels(a0)
         if m == "Concat":
             chans = [inputs[x] for x in f] if isinstance(f, list) else [None]
             return sum(chans) if all(isinstance(c, int) for c in chans) else None
         if m in {"HGStem", "HGBlock"} and len(args) > 1:
-            return _literal(args[1])
+            return args[1]
+        if m == "ResNetLayer" and len(args) > 3 and isinstance(args[1], int):
+            return args[1] if args[3] else args[1] * 4
+        if m == "CBFuse" and isinstance(f, list) and f and -len(inputs) <= f[-1] < len(inputs):
+            return inputs[f[-1]]
+        if m in _CHANNELS_NOT_MODELLED:
+            return None  # a plugin row reading this layer gets "cannot tell the channels" instead of a wrong guess
         return source  # parse_model's default: output channels = input channels
 
     def _plan_index_row(self, i: int, f: int, row: list, levels: List[int]) -> int:

@@ -116,6 +116,7 @@ class ConvMixerBlock(nn.Module):
     """
 
     order = PAPER_ORDER  # class default: blocks pickled before ``order`` existed keep the order they were trained with
+    shortcut = False  # and those pickled before ``shortcut`` existed had the paper's block
 
     def __init__(self, c1: int, k: int = 9, act: str = "gelu", shortcut: bool = True, order: str = PAPER_ORDER):
         super().__init__()
@@ -250,7 +251,7 @@ class ConvMixerBackbone(nn.Module):
         c1, k, shortcut = _check_int("c1", c1), _check_kernel("k", k), _check_bool("shortcut", shortcut)
         order = _check_order(order)
         channels, depths = _check_ints("channels", channels, 3), _check_ints("depths", depths, 3, minimum=0)
-        design = DESIGN_ALIASES.get(design, design)
+        design = DESIGN_ALIASES.get(design, design) if isinstance(design, str) else design
         if design not in DESIGNS:
             raise ValueError(f"design must be one of {list(DESIGNS)} (or 'isotropic'), got {design!r}")
         activation(act)  # validate before building anything
