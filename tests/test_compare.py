@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,8 @@ def test_compare_trains_reports_and_resumes(tmp_path_factory, tmp_path, capsys):
     assert "yolov8n: already trained" in text
     assert "yolov8n-convmixer: previous training did not finish" in text
     assert "yolov8n-convmixer: training yolov8n-convmixer.yaml" in text
+    (kept,) = (out / "runs").glob("yolov8n-convmixer.previous-*")  # the run it replaced is set aside, not deleted
+    assert (kept / "weights" / "best.pt").is_file() and f"is kept as {kept}" in text
 
 
 def _kill_after_a_saved_epoch(proc: subprocess.Popen, last_pt, timeout: float = 600) -> None:
@@ -129,6 +132,46 @@ def test_an_interrupted_training_resumes_from_its_last_saved_epoch(tmp_path_fact
     assert rows_after[-1].split(",")[0].strip() == "6"
 
 
+def _training_children(out) -> list:
+    """Pids of compare's training subprocesses for the output folder ``out`` (Linux: read from /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "_train_child" in text and str(out) in text:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads processes from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_compare_leaves_no_training_running(tmp_path_factory, tmp_path, sig):
+    data = real_dataset(tmp_path_factory, "coco8")
+    out = tmp_path / "cmp"
+    argv = ["compare", "yolov8n.yaml", "--data", str(data), "--out", str(out), *TINY, "epochs=2000"]  # minutes
+    code = "import sys; from ultralytics_convmixer.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "runs" / "yolov8n" / "weights" / "last.pt").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    children = _training_children(out)
+    assert len(children) == 1 and proc.poll() is None, "the training should be running"
+    proc.send_signal(sig)  # to compare only, as a job scheduler or `kill PID` would
+    proc.wait(timeout=60)
+    deadline = time.time() + 20
+    while _training_children(out) and time.time() < deadline:
+        time.sleep(0.2)
+    orphans = _training_children(out)
+    for pid in orphans:  # do not leave them running when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, f"training {children} went on after compare got {sig.name}"
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 130  # handled as an interruption: run the same command again to resume
+
+
 @pytest.mark.slow
 def test_compare_no_train_profiles_only(tmp_path, capsys):
     out = tmp_path / "profile"
@@ -166,6 +209,8 @@ def test_missing_data_yaml(tmp_path, capsys):
     data.write_text(f"path: {tmp_path / 'nothing'}\ntrain: images/train\nval: images/val\nnames: [a]\n")
     code, err = _error(capsys, ["compare", "--data", str(data)])
     assert code == 2 and f"data YAML '{data}': images not found" in err
+    code, err = _error(capsys, ["compare", "--data", "/no/such/dir/shapes-detect.yaml", "--no-train"])
+    assert code == 2 and "not found: '/no/such/dir/shapes-detect.yaml'" in err  # a path is not a packaged name
 
 
 def test_task_mismatch(tmp_path_factory, capsys):
@@ -236,6 +281,104 @@ def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
     yaml_file.write_text(yaml_file.read_text(encoding="utf-8").replace("[15, 9, 6]", "[15, 9, 3]"), encoding="utf-8")
     assert load_done(tmp_path, spec, run_config(spec, data, {"epochs": 1})) is None
     assert "yolov8n-mine: settings changed since the last run; training again" in capsys.readouterr().out
+
+
+def test_a_tuple_argument_such_as_two_gpus_still_finds_the_finished_training(tmp_path):
+    from types import SimpleNamespace
+
+    from ultralytics_convmixer.compare import ModelSpec, load_done, run_config, state_path
+
+    spec, data = ModelSpec("yolov8n.yaml", "yolov8n.yaml", "yolov8n", "detect"), SimpleNamespace(arg="d.yaml")
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    args = {"device": (0, 1), "imgsz": (320, 256)}  # what smart_value makes of device=0,1 and imgsz=320,256
+    state = {"status": "done", "config": run_config(spec, data, args), "train": {"weights": str(weights)}}
+    state_path(tmp_path, spec.name).parent.mkdir()
+    state_path(tmp_path, spec.name).write_text(json.dumps(state), encoding="utf-8")
+    assert load_done(tmp_path, spec, run_config(spec, data, args)) == state["train"]
+
+
+def test_a_run_that_cannot_be_reused_is_set_aside_not_deleted(tmp_path):
+    from ultralytics_convmixer.compare import _set_aside
+
+    run = tmp_path / "runs" / "yolov8n"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.pt").write_bytes(b"a finished training")
+    first = _set_aside(run)
+    (run / "weights").mkdir(parents=True)
+    second = _set_aside(run)  # the same second again: a new name, nothing overwritten
+    assert not run.exists() and first != second
+    assert first.name.startswith("yolov8n.previous-") and (first / "weights" / "best.pt").read_bytes()
+
+
+def test_a_training_killed_by_a_signal_says_which(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from ultralytics_convmixer import compare
+
+    monkeypatch.setattr(compare, "_run_child", lambda cmd: (-signal.SIGKILL, None))
+    spec, data = compare.ModelSpec("m.yaml", "m.yaml", "m", "detect"), SimpleNamespace(arg="d.yaml")
+    with pytest.raises(compare.TrainingError, match="killed by SIGKILL .*out-of-memory.*run the same command again"):
+        compare.train(spec, data, {}, tmp_path, {"version": 2})
+
+
+def test_detect_images_without_labels_are_not_taken_for_a_classify_set(tmp_path):
+    from ultralytics_convmixer.compare import resolve_data
+
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "images" / split / "background.jpg").write_bytes(b"")  # background images: no label files
+    (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nnames: [a]\n")
+    assert resolve_data(str(tmp_path / "data.yaml")).task is None  # not told; training decides, not "classify"
+
+
+def test_a_model_file_whose_path_holds_an_equals_sign_is_a_model(tmp_path, capsys):
+    folder = tmp_path / "lr=0.01" / "weights"
+    folder.mkdir(parents=True)
+    (folder / "best.pt").write_bytes(b"not a checkpoint")
+    code, err = _error(capsys, ["compare", str(folder / "best.pt"), "--no-train"])
+    assert code == 2 and "cannot be read" in err and "unknown training argument" not in err
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--n-train", "-1", "--n-train must be >= 0, got -1"), ("--imgsz", "16", "--imgsz must be >= 32, got 16"),
+     ("--workers", "0", "--workers must be >= 1, got 0")],
+)  # fmt: skip
+def test_bad_datasets_options_name_the_option(tmp_path, capsys, option, value, message):
+    code, err = _error(capsys, ["datasets", "detect", "--root", str(tmp_path), option, value])
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_datasets_over_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "shapes-detect").write_text("in the way")
+    code, err = _error(capsys, ["datasets", "detect", "--root", str(tmp_path), "--n-train", "1", "--n-val", "1"])
+    assert code == 2 and "shapes-detect' is a file" in err and (tmp_path / "shapes-detect").read_text() == "in the way"
+
+
+def test_epoch_time_from_results_csv_counts_only_the_last_session(tmp_path):
+    from ultralytics_convmixer.compare import _csv_epoch_time
+
+    csv_file = tmp_path / "results.csv"
+    csv_file.write_text("epoch,time\n1,10\n2,22\n3,34\n")
+    assert _csv_epoch_time(csv_file) == pytest.approx(34 / 3)
+    # Killed after logging epoch 2 but before saving it; resumed from epoch 1 with the clock at 0 again.
+    csv_file.write_text("epoch,time\n1,10\n2,22\n2,11\n3,24\n")
+    assert _csv_epoch_time(csv_file, resumed_from_epoch=1) == pytest.approx(24 / 2)
+    assert _csv_epoch_time(tmp_path / "missing.csv") is None
+
+
+def test_a_bare_folder_name_under_the_datasets_dir_is_a_classify_dataset(tmp_path, monkeypatch):
+    from ultralytics_convmixer.compare import CompareError, resolve_data
+
+    monkeypatch.setattr("ultralytics.utils.DATASETS_DIR", tmp_path)
+    monkeypatch.chdir(tmp_path / "..")  # not found in the working directory
+    for cls in ("a", "b"):
+        (tmp_path / "my-classes" / "train" / cls).mkdir(parents=True)
+    spec = resolve_data("my-classes")  # as data=my-classes finds <datasets_dir>/my-classes
+    assert (spec.task, spec.nc, spec.path) == ("classify", 2, tmp_path / "my-classes")
+    with pytest.raises(CompareError, match="neither a data YAML nor a dataset folder"):
+        resolve_data("no-such-folder")
 
 
 def test_latencies_are_timed_with_the_models_taking_turns():

@@ -24,7 +24,8 @@ the baseline of the ratios. Any Ultralytics training argument passes through as 
 device=0 batch=16 workers=4 fraction=0.5 ...); seed=0 and deterministic=True unless given.
 
 Re-running the same command skips the models whose training already finished and continues an interrupted one from
-its last saved epoch (state in <out>/state/); training runs are in <out>/runs/<model>.
+its last saved epoch (state in <out>/state/); training runs are in <out>/runs/<model>, and one trained with other
+settings is kept as <out>/runs/<model>.previous-<time>.
 
 examples:
   ultralytics-convmixer compare epochs=10 imgsz=320
@@ -66,7 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate the shapes datasets (as the packaged shapes-<task>.yaml files would on first use).",
     )
     d.add_argument("tasks", nargs="*", metavar="TASK", help=f"any of {', '.join(SHAPES_TASKS)} (default: all)")
-    d.add_argument("--root", help="parent folder of the shapes-<task> folders (default: as the data YAMLs say)")
+    d.add_argument(
+        "--root",
+        help="parent folder of the shapes-<task> folders (default: as training resolves the data YAMLs: "
+        "./shapes-<task> if that folder exists, else under Ultralytics' datasets_dir)",
+    )
     d.add_argument("--n-train", type=int, help="training images")
     d.add_argument("--n-val", type=int, help="validation images")
     d.add_argument("--imgsz", type=int, help="image side in pixels")
@@ -88,14 +93,25 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
         if unknown:
             parser.error(f"unknown task '{unknown[0]}' (choose from {', '.join(SHAPES_TASKS)})")
         args.tasks = args.tasks or list(SHAPES_TASKS)
+        for option, minimum in (("n_train", 0), ("n_val", 0), ("seed", 0), ("imgsz", 32), ("workers", 1)):
+            value = getattr(args, option)
+            if value is not None and value < minimum:
+                parser.error(f"--{option.replace('_', '-')} must be >= {minimum}, got {value}")
     return args
+
+
+def _is_training_argument(item: str) -> bool:
+    """``key=value`` is a training argument, unless it names a model file (a path may contain ``=``)."""
+    from pathlib import Path
+
+    return "=" in item and not Path(item).expanduser().is_file()
 
 
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare, parse_overrides
 
-    models = [x for x in args.items if "=" not in x]
-    overrides = parse_overrides([x for x in args.items if "=" in x])
+    models = [x for x in args.items if not _is_training_argument(x)]
+    overrides = parse_overrides([x for x in args.items if _is_training_argument(x)])
     compare(models, args.data, args.out, not args.no_train, args.latency_runs, overrides)
     return 0
 

@@ -38,7 +38,8 @@ the check is skipped.
 
 An interrupted comparison resumes: each model's state is kept in ``<out>/state/<name>.json``, and re-running the same
 command skips the models whose training finished with the same settings and continues an interrupted training from its
-last saved epoch (Ultralytics' ``resume``). Training runs are in ``<out>/runs/<name>``.
+last saved epoch (Ultralytics' ``resume``). Training runs are in ``<out>/runs/<name>``; one that cannot be reused is
+renamed to ``<name>.previous-<time>``, never deleted.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -343,19 +344,28 @@ def resolve_data(arg: str) -> DataSpec:
         CompareError: If it does not exist or is not a data YAML.
     """
     _import_ultralytics()
+    from ultralytics.utils import DATASETS_DIR
     from ultralytics.utils.checks import check_yaml
 
     from .integration import dataset_yaml
 
     path = Path(arg).expanduser()
+    bare = len(path.parts) == 1  # a name to look up; a path names that file, found or not
+    is_yaml = path.suffix.lower() in {".yaml", ".yml"}
     if path.exists():
         spec = DataSpec(str(path.resolve()), path.resolve())
-    elif dataset_yaml(arg):
+    elif bare and dataset_yaml(arg):
         spec = DataSpec(arg, dataset_yaml(arg))
-    elif path.suffix.lower() in {".yaml", ".yml"} and len(path.parts) == 1 and check_yaml(arg, hard=False):
+    elif bare and is_yaml and check_yaml(arg, hard=False):
         spec = DataSpec(arg, Path(check_yaml(arg, hard=False)))
-    else:
+    elif bare and not is_yaml and (DATASETS_DIR / arg).is_dir():  # a classification folder, as check_cls_dataset
+        spec = DataSpec(str(DATASETS_DIR / arg), DATASETS_DIR / arg)
+    elif is_yaml:
         raise CompareError(f"data YAML not found: '{arg}'")
+    else:
+        raise CompareError(
+            f"data not found: '{arg}' is neither a data YAML nor a dataset folder (here or in {DATASETS_DIR})"
+        )
     if spec.path.is_dir():
         return _folder_data(spec)
     return _yaml_data(spec)
@@ -406,23 +416,15 @@ def _yaml_data(spec: DataSpec) -> DataSpec:
     return spec
 
 
-def _data_root(d: dict, yaml_path: Path) -> Path:
-    """Dataset root as Ultralytics' ``check_det_dataset`` resolves it."""
-    from ultralytics.utils import DATASETS_DIR
-
-    root = Path(d.get("path") or yaml_path.parent)
-    if not root.exists() and not root.is_absolute():
-        root = (DATASETS_DIR / root).resolve()
-    return root
-
-
 def _split_path(d: dict, yaml_path: Path) -> Path | None:
     """Return the val split (else train) as Ultralytics resolves it: a folder, a ``.txt`` list or a missing path."""
     split = d.get("val") or d.get("train")
     split = split[0] if isinstance(split, (list, tuple)) and split else split
     if not isinstance(split, str):
         return None
-    root = _data_root(d, yaml_path)
+    from .integration import dataset_root
+
+    root = dataset_root(d, yaml_path)
     x = (root / split).resolve()
     if not x.exists() and split.startswith("../"):
         x = (root / split[3:]).resolve()
@@ -456,8 +458,8 @@ def _label_task(d: dict, yaml_path: Path) -> str | None:
         return "obb"
     if counts and all(c > 5 and c % 2 for c in counts):
         return "segment"
-    if not counts and images and all(p.parent.name != "images" for p in images):
-        return "classify"  # images in class folders and no label files
+    if not counts and images and all("images" not in p.parts for p in images):
+        return "classify"  # images in class folders and no label files (detect images sit under an images/ folder)
     return None
 
 
@@ -491,9 +493,14 @@ def state_path(out: Path, name: str) -> Path:
 
 
 def run_config(spec: ModelSpec, data: DataSpec, args: dict[str, Any]) -> dict[str, Any]:
-    """Return what a finished training depends on; a state with another config is trained again."""
-    return {"version": STATE_VERSION, "model": spec.source, "model_content": model_fingerprint(spec.source),
-            "data": data.arg, "args": args}  # fmt: skip
+    """Return what a finished training depends on; a state with another config is trained again.
+
+    The config is returned as its state file stores it (through JSON: ``device=0,1`` is the tuple ``(0, 1)`` in
+    ``args`` and the list ``[0, 1]`` in the file), so that a stored config compares equal to the same one again.
+    """
+    config = {"version": STATE_VERSION, "model": spec.source, "model_content": model_fingerprint(spec.source),
+              "data": data.arg, "args": args}  # fmt: skip
+    return json.loads(json.dumps(config, default=str))
 
 
 def model_fingerprint(source: str) -> str:
@@ -574,14 +581,52 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _set_aside(run_dir: Path) -> Path:
+    """Rename a run that cannot be reused or resumed to ``<run>.previous-<time>`` (never delete a user's training)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run_dir.stat().st_mtime))
+    target, n = run_dir.with_name(f"{run_dir.name}.previous-{stamp}"), 2
+    while target.exists():
+        target, n = run_dir.with_name(f"{run_dir.name}.previous-{stamp}-{n}"), n + 1
+    run_dir.rename(target)
+    return target
+
+
 def _max_rss_mb(maxrss: int) -> float:
     """``ru_maxrss`` in MB: kilobytes on Linux, bytes on macOS."""
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP while a training child runs: handled like Ctrl-C, so the child is stopped first."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In the training child: on Linux, have the kernel send SIGTERM if compare dies, even by SIGKILL (no orphans)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # compare died before that took effect
+        sys.exit(f"{PREFIX}compare (pid {parent_pid}) is gone; not training")
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated(f"signal {signal.Signals(signum).name}")
+
+
 def _run_child(cmd: list[str]) -> tuple[int, float | None]:
-    """Run ``cmd`` with inherited stdout/stderr; return its exit code and peak RSS in MB (None where unknown)."""
+    """Run ``cmd`` with inherited stdout/stderr; return its exit code and peak RSS in MB (None where unknown).
+
+    The child must not outlive this process (an orphan would go on writing ``last.pt`` while the next ``compare``
+    resumes from it): Ctrl-C, SIGTERM and SIGHUP stop it before they stop compare, and if compare is killed outright
+    the kernel stops it (Linux; see :func:`_die_with_parent`).
+    """
     proc = subprocess.Popen(cmd)
+    handled = [sig for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if sig is not None]
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in handled} if _in_main_thread() else {}
     try:
         if not hasattr(os, "wait4"):  # Windows
             return proc.wait(), None
@@ -593,6 +638,15 @@ def _run_child(cmd: list[str]) -> tuple[int, float | None]:
             proc.terminate()
             proc.wait()
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
 
 
 def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -621,19 +675,24 @@ def train(spec: ModelSpec, data: DataSpec, args: dict[str, Any], out: Path, conf
         log(f"{spec.name}: resuming the interrupted training from {resume}")
     else:
         if run_dir.exists():
-            log(f"{spec.name}: removing the previous, unfinished or outdated run {run_dir}")
-            shutil.rmtree(run_dir)
+            kept = _set_aside(run_dir)
+            log(f"{spec.name}: the previous run in {run_dir} (other settings, or unfinished) is kept as {kept}")
         _write_json(state_file, {"status": "training", "config": config})
         log(f"{spec.name}: training {spec.arg} on {data.arg} in {run_dir}")
     result_file = state_file.with_name(f"{spec.name}.result.json")
     result_file.unlink(missing_ok=True)
     job = {"model": spec.source, "data": data.arg, "args": args, "project": str(run_dir.parent), "name": spec.name}
+    job["parent_pid"] = os.getpid()
     job.update(result=str(result_file), resume=str(resume) if resume else None)
     job_file = state_file.with_name(f"{spec.name}.job.json")
     _write_json(job_file, job)
     cmd = [sys.executable, "-c", f"from {__name__} import _train_child; _train_child({str(job_file)!r})"]
     t0 = time.time()
     code, rss_mb = _run_child(cmd)
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        hint = " (the kernel's out-of-memory killer sends it; try a smaller batch=)" if name == "SIGKILL" else ""
+        raise TrainingError(f"training {spec.arg} was killed by {name}{hint}; run the same command again to resume")
     if code != 0 or not result_file.is_file():
         raise TrainingError(f"training {spec.arg} failed (exit code {code}); see the output above")
     result = json.loads(result_file.read_text(encoding="utf-8"))
@@ -652,27 +711,31 @@ def _metrics_dict(metrics: Any, trainer: Any) -> dict[str, float]:
     return {k.split("/", 1)[-1]: float(v) for k, v in d.items() if k.startswith("metrics/")}
 
 
-def _csv_epoch_time(csv_file: Path) -> float | None:
-    """Mean epoch time from ``results.csv``'s cumulative ``time`` column (validation included).
+def _csv_epoch_time(csv_file: Path, resumed_from_epoch: int = 0) -> float | None:
+    """Mean epoch time (validation included) of the last training session, from ``results.csv``.
 
-    The column starts again from 0 when a training is resumed: a time below the previous row's is the first epoch after
-    the resume and counts as it is.
+    Its ``time`` column is the wall time since the session started, and a resumed training starts it again from 0,
+    so the last row's time over the number of rows since the session's first epoch (``resumed_from_epoch + 1``, the
+    last row of that number: a killed session may have logged it too) is the mean.
     """
     try:
         with open(csv_file, encoding="utf-8") as f:
-            times = [float(row["time"]) for row in csv.DictReader(f)]
-        return statistics.mean(t - prev if t >= prev else t for prev, t in zip([0.0, *times], times))
-    except (OSError, KeyError, ValueError, statistics.StatisticsError):
+            rows = [(round(float(row["epoch"])), float(row["time"])) for row in csv.DictReader(f)]
+        firsts = [i for i, (epoch, _) in enumerate(rows) if epoch == resumed_from_epoch + 1]
+        session = rows[firsts[-1] :] if firsts else rows
+        return session[-1][1] / len(session)
+    except (OSError, KeyError, ValueError, IndexError, TypeError):
         return None
 
 
 def _train_child(job_file: str) -> None:
     """Train one model as described by ``job_file`` and write its results (runs in the training subprocess)."""
+    job = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    _die_with_parent(job["parent_pid"])
     _import_ultralytics()
     import torch
     from ultralytics import YOLO
 
-    job = json.loads(Path(job_file).read_text(encoding="utf-8"))
     model = YOLO(job.get("resume") or job["model"])
     starts: list[float] = []
     epoch_times: list[float] = []
@@ -688,7 +751,9 @@ def _train_child(job_file: str) -> None:
         "metrics": _metrics_dict(metrics, trainer),
         "epochs": trainer.start_epoch + len(epoch_times) if epoch_times else trainer.epochs,
         "resumed_from_epoch": trainer.start_epoch,  # 0 unless resumed; s_per_epoch is over the epochs timed here
-        "s_per_epoch": statistics.mean(epoch_times) if epoch_times else _csv_epoch_time(trainer.csv),
+        "s_per_epoch": statistics.mean(epoch_times)
+        if epoch_times
+        else _csv_epoch_time(trainer.csv, trainer.start_epoch),
         "epoch_times_s": epoch_times,
         "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if on_cuda else None,
         "device": str(device),

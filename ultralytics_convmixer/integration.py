@@ -245,14 +245,26 @@ def _check_cls_dataset(original: Callable, dataset, *args, **kwargs):
     return original(dataset, *args, **kwargs)
 
 
+def dataset_root(data: dict, yaml_file: Path) -> Path:
+    """Return a data YAML's dataset root as Ultralytics' ``check_det_dataset`` resolves it.
+
+    ``path`` as given (relative to the working directory) if that exists, else under Ultralytics' ``datasets_dir``;
+    without ``path``, the YAML's own folder. Used for classify YAMLs and by ``compare``, so all agree with training.
+    """
+    from ultralytics.utils import DATASETS_DIR
+
+    root = Path(data.get("path") or Path(yaml_file).parent)
+    if not root.exists() and not root.is_absolute():
+        root = DATASETS_DIR / root
+    return root.resolve()
+
+
 def _classify_root(yaml_file: Path) -> Path:
-    """Resolve a classify data YAML's ``path`` as Ultralytics does for detect YAMLs, running ``download`` if needed."""
-    from ultralytics.utils import DATASETS_DIR, YAML
+    """Resolve a classify data YAML's dataset root (see :func:`dataset_root`), running ``download`` if needed."""
+    from ultralytics.utils import YAML
 
     data = YAML.load(yaml_file)
-    root = Path(data.get("path") or yaml_file.parent)
-    if not root.is_absolute():
-        root = (yaml_file.parent / root) if (yaml_file.parent / root).exists() else (DATASETS_DIR / root)
+    root = dataset_root(data, yaml_file)
     if not (root / str(data.get("train", "train"))).is_dir():
         script = data.get("download")
         if not script:

@@ -475,6 +475,8 @@ def generate(
 
     if matches(root):
         return root
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"'{root}' is a file; the dataset needs a folder there (delete it or pick another path)")
     if root.exists() and not (root / MARKER).is_file() and any(root.iterdir()):
         raise FileExistsError(f"'{root}' exists but is not a complete shapes dataset; delete it or pick another path")
 
