@@ -81,11 +81,9 @@ def _drop_path(y: torch.Tensor, training: bool) -> torch.Tensor:
 
 
 def _block_forward(self, x: torch.Tensor) -> torch.Tensor:
-    """``ConvMixerBlock.forward`` with the drop path of this variant."""
-    bn_first, dw = self.order == "conv-bn-act", self.dw(x)
-    x = x + _drop_path(self.act1(self.bn1(dw)) if bn_first else self.bn1(self.act1(dw)), self.training)
-    pw = self.pw(x)
-    y = self.act2(self.bn2(pw)) if bn_first else self.bn2(self.act2(pw))
+    """``ConvMixerBlock.forward`` with the drop path of this variant on each residual branch."""
+    x = x + _drop_path(self.mix_space(x), self.training)
+    y = self.mix_channels(x)
     return x + _drop_path(y, self.training) if self.shortcut else y
 
 

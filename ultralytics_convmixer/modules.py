@@ -128,14 +128,20 @@ class ConvMixerBlock(nn.Module):
         self.shortcut, self.c2 = _check_bool("shortcut", shortcut), c1
         self.order = _check_order(order)
 
+    def mix_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Depthwise conv with its BatchNorm and activation in ``order``: the residual branch of the first half."""
+        y = self.dw(x)
+        return self.act1(self.bn1(y)) if self.order == "conv-bn-act" else self.bn1(self.act1(y))
+
+    def mix_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """Pointwise conv with its BatchNorm and activation in ``order``: the second half (a residual branch too)."""
+        y = self.pw(x)
+        return self.act2(self.bn2(y)) if self.order == "conv-bn-act" else self.bn2(self.act2(y))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix space (depthwise, with residual), then channels (pointwise, residual if ``shortcut``)."""
-        if self.order == "conv-bn-act":
-            x = x + self.act1(self.bn1(self.dw(x)))
-            y = self.act2(self.bn2(self.pw(x)))
-        else:
-            x = x + self.bn1(self.act1(self.dw(x)))
-            y = self.bn2(self.act2(self.pw(x)))
+        x = x + self.mix_space(x)
+        y = self.mix_channels(x)
         return x + y if self.shortcut else y
 
 
