@@ -146,3 +146,10 @@ def test_a_plugin_row_after_a_layer_whose_channels_it_cannot_follow_says_so(tmp_
     path.write_text(NATIVE_THEN_STAGE.format(nc=2, rows=rows))
     with pytest.raises(ValueError, match=r"layer 2 \(ConvMixerStage\): cannot tell the channels of its input"):
         ClassificationModel(str(path), verbose=False)
+
+
+def test_a_scale_letter_the_yaml_has_no_scale_for_names_the_file_and_its_scales(tmp_path):
+    path = tmp_path / "yolov8x-small.yaml"  # x picks scale x, which this YAML lacks
+    path.write_text(backbone(GOOD_BACKBONE) + HEAD)
+    with pytest.raises(ValueError, match=r"yolov8x-small\.yaml: scale 'x' .* is not one of its scales \['n'\]"):
+        DetectionModel(str(path), verbose=False)

@@ -371,7 +371,7 @@ class _Planner:
 
         self.tasks, self.file = tasks, d.get("yaml_file", "<model dict>")
         self.nc = d.get("nc")
-        self.depth, self.width, self.max_channels = self._scaling(d)
+        self.depth, self.width, self.max_channels = self._scaling(d, self.file)
         self.scale = d.get("scale") or ""
         self.rows: List[list] = []
         self.built: Dict[int, nn.Module] = {}
@@ -388,12 +388,14 @@ class _Planner:
             self.channels.append(c2)
 
     @staticmethod
-    def _scaling(d: dict):
-        """Depth, width and max_channels exactly as parse_model picks them."""
+    def _scaling(d: dict, file: str):
+        """Depth, width and max_channels exactly as parse_model picks them (no scale: the first of ``scales``)."""
         depth, width, max_channels = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0), float("inf")
         scales, scale = d.get("scales"), d.get("scale")
+        if scales and scale and scale not in scales:  # parse_model would fail with a bare KeyError
+            raise PlanError(f"{file}: scale '{scale}' (from the file name) is not one of its scales {list(scales)}")
         if scales:
-            depth, width, max_channels = scales[scale] if scale in scales else next(iter(scales.values()))
+            depth, width, max_channels = scales[scale] if scale else next(iter(scales.values()))
         return depth, width, max_channels
 
     def _where(self, i: int, m: str) -> str:

@@ -210,7 +210,7 @@ class _Resample(nn.Sequential):
 
     def __init__(self, c1: int, c2: int, scale: float, act: str, order: str = PAPER_ORDER):
         if scale == 2.0:
-            layers = _with_norm_act(nn.ConvTranspose2d(c1, c1, 2, stride=2), c1, act, order)
+            layers = _with_norm_act(_init_conv(nn.ConvTranspose2d(c1, c1, 2, stride=2)), c1, act, order)
         else:
             layers = [] if scale == 1.0 else [nn.MaxPool2d(round(1 / scale))]
         super().__init__(*layers, *_pointwise(c1, c2, act, order))
