@@ -747,13 +747,12 @@ def _train_child(job_file: str) -> None:
     device = getattr(trainer, "device", None)
     on_cuda = device is not None and device.type == "cuda" and torch.cuda.is_available()
     weights = trainer.best if trainer.best.exists() else trainer.last
+    csv_epoch_time = None if epoch_times else _csv_epoch_time(trainer.csv, trainer.start_epoch)  # DDP: no callbacks
     result = {
         "metrics": _metrics_dict(metrics, trainer),
         "epochs": trainer.start_epoch + len(epoch_times) if epoch_times else trainer.epochs,
         "resumed_from_epoch": trainer.start_epoch,  # 0 unless resumed; s_per_epoch is over the epochs timed here
-        "s_per_epoch": statistics.mean(epoch_times)
-        if epoch_times
-        else _csv_epoch_time(trainer.csv, trainer.start_epoch),
+        "s_per_epoch": statistics.mean(epoch_times) if epoch_times else csv_epoch_time,
         "epoch_times_s": epoch_times,
         "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if on_cuda else None,
         "device": str(device),
