@@ -56,7 +56,7 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 _INT32_MAX = 2**31 - 1
 _GRID_AXIS_MAX = 65535  # CUDA's limit of grid axes 1 and 2; the NCHW kernels put a plane's pixel tiles on axis 1
-_FWD_NCHW_MIN_BLOCK = 256  # the smallest BLOCK among the fwd_nchw configs (pixels per program)
+_FWD_NCHW_CONFIGS = ((4, 512), (4, 256), (4, 1024), (8, 1024), (8, 2048))  # (num_warps, BLOCK) that autotuning tries
 _WGRAD_PROGRAMS = 1024  # target number of programs of the NHWC weight-gradient kernel (a few waves on any GPU)
 
 _triton_state: Dict[str, Any] = {}  # filled lazily: whether Triton imports, then the kernels and their configs
@@ -155,7 +155,8 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
         return "empty input"
     if c * h * w > _INT32_MAX or n * h * w > _INT32_MAX:
         return "input too large for the kernels' 32-bit indexing"
-    if h * w > _GRID_AXIS_MAX * min(_FWD_NCHW_MIN_BLOCK, _wgrad_nchw_block(k[0], _INT32_MAX)):
+    fewest_pixels_per_program = min(*(block for _, block in _FWD_NCHW_CONFIGS), _wgrad_nchw_block(k[0], _INT32_MAX))
+    if h * w > _GRID_AXIS_MAX * fewest_pixels_per_program:
         return f"a {h} x {w} plane has more pixel tiles than a CUDA grid axis holds"
     if not _triton_available():
         return "triton is not importable"
@@ -362,7 +363,7 @@ def _kernels() -> Dict[str, Any]:
         return triton.Config(meta, num_warps=num_warps)
 
     configs = {  # modest: each new (K, C, HW bucket, dtype) costs one short benchmark of every config
-        "fwd_nchw": [cfg(4, BLOCK=512), cfg(4, BLOCK=256), cfg(4, BLOCK=1024), cfg(8, BLOCK=1024), cfg(8, BLOCK=2048)],
+        "fwd_nchw": [cfg(num_warps, BLOCK=block) for num_warps, block in _FWD_NCHW_CONFIGS],
         "fwd_nhwc": [
             cfg(4, TH=8, TW=8, BLOCK_C=32, UNROLL=3),
             cfg(4, TH=4, TW=16, BLOCK_C=32, UNROLL=3),

@@ -537,9 +537,6 @@ def generate_from_yaml(data: dict[str, Any] | str | Path) -> Path:
     options = dict(data.get("generator") or {})
     if "task" not in options:
         raise KeyError("the data YAML needs a 'generator:' mapping with a 'task' key")
-    root = Path(data.get("path") or Path(data.get("yaml_file", "")).parent)
-    if not root.exists() and not root.is_absolute():
-        from ultralytics.utils import DATASETS_DIR
+    from .integration import dataset_root  # the one rule training and compare use too
 
-        root = DATASETS_DIR / root
-    return generate(options.pop("task"), root, **options)
+    return generate(options.pop("task"), dataset_root(data, data.get("yaml_file", "")), **options)
