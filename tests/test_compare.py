@@ -25,8 +25,8 @@ NUMERIC = ["params", "gflops", "mAP50(B)", "mAP50-95(B)", "s_per_epoch", "peak_r
 NUMERIC += ["pt_b1_ms", "pt_b32_ms", "onnx_b1_ms", "onnx_b32_ms"]
 
 
-def _csv_rows(out):
-    with open(out / "compare.csv", encoding="utf-8") as f:
+def _csv_rows(out, report="compare"):
+    with open(out / f"{report}.csv", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -173,22 +173,26 @@ def test_a_killed_compare_leaves_no_training_running(tmp_path_factory, tmp_path,
 
 
 @pytest.mark.slow
-def test_compare_no_train_profiles_only(tmp_path, capsys):
+def test_compare_no_train_profiles_only_and_keeps_the_trained_report(tmp_path, capsys):
     out = tmp_path / "profile"
+    out.mkdir()
+    (out / "compare.md").write_text("a finished comparison's report", encoding="utf-8")
     # Default data: the packaged shapes-detect.yaml, read for its 13 classes but not generated.
     argv = ["compare", "yolov8n.yaml", "--no-train", "yolov8n-convmixer.yaml", "--out", str(out), "imgsz=64"]
     assert main([*argv, "--latency-runs", "2"]) == 0  # models, options and key=value in any order
     assert ": training " not in capsys.readouterr().out
     assert not (out / "runs").exists() and not (out / "state").exists()
-    rows = _csv_rows(out)
+    rows = _csv_rows(out, "profile")
     assert [r["model"] for r in rows] == ["yolov8n", "yolov8n-convmixer"]
     for row in rows:
         assert row["mAP50-95(B)"] == "" and row["s_per_epoch"] == "" and row["peak_rss_mb"] == ""
         for key in ("params", "gflops", "pt_b1_ms", "pt_b32_ms", "onnx_b1_ms", "onnx_b32_ms"):
             assert float(row[key]) > 0
     assert 3_000_000 < int(rows[0]["params"]) < 3_100_000  # built for 13 classes (3.16M with the YAML's 80)
-    table = (out / "compare.md").read_text(encoding="utf-8")
-    assert (out / "compare.png").is_file() and re.search(r"\| yolov8n-convmixer \| \d\.\d\d \(0\.\d\d×\) \|", table)
+    table = (out / "profile.md").read_text(encoding="utf-8")
+    assert (out / "profile.png").is_file() and re.search(r"\| yolov8n-convmixer \| \d\.\d\d \(0\.\d\d×\) \|", table)
+    assert (out / "compare.md").read_text(encoding="utf-8") == "a finished comparison's report"
+    assert not (out / "compare.csv").exists()
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -55,7 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         help="models (default: yolov8n.yaml yolov8n-convmixer.yaml) and Ultralytics training arguments",
     )
     p.add_argument("--data", help="data YAML or classification folder (default: shapes-<task>.yaml)")
-    p.add_argument("--no-train", action="store_true", help="profile only: params, GFLOPs and latency")
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="profile only: params, GFLOPs and latency, written as profile.md/.csv/.png",
+    )
     p.add_argument("--out", default="runs/compare", help="output folder (default: runs/compare)")
     p.add_argument(
         "--latency-runs", type=int, default=20, metavar="N", help="timed runs per latency, median (default: 20)"
@@ -123,25 +127,21 @@ def _datasets(args: argparse.Namespace) -> int:
         raise _UsageError(f"the shapes dataset generator is not available: {e}") from None
     from pathlib import Path
 
+    import yaml  # PyYAML, a dependency of Ultralytics
+
     from .integration import dataset_yaml
 
     options = {k: getattr(args, k) for k in ("n_train", "n_val", "imgsz", "seed", "workers")}
     options = {k: v for k, v in options.items() if v is not None}
     for task in dict.fromkeys(args.tasks):
         packaged = dataset_yaml(f"shapes-{task}.yaml")
-        if packaged is None:
-            from ultralytics.utils import DATASETS_DIR
-
-            root = Path(args.root or DATASETS_DIR) / f"shapes-{task}"
-            path = shapes.generate(task, root, **options)
-        else:
-            import yaml
-
-            data = {**yaml.safe_load(packaged.read_text(encoding="utf-8")), "yaml_file": str(packaged)}
-            data["generator"] = {**(data.get("generator") or {}), **options, "task": task}
-            if args.root:
-                data["path"] = str(Path(args.root).expanduser().resolve() / f"shapes-{task}")
-            path = shapes.generate_from_yaml(data)
+        if packaged is None:  # the wheel ships all five: only a broken install gets here
+            raise _UsageError(f"shapes-{task}.yaml is missing from the installed package; reinstall {PROG}")
+        data = {**yaml.safe_load(packaged.read_text(encoding="utf-8")), "yaml_file": str(packaged)}
+        data["generator"] = {**(data.get("generator") or {}), **options, "task": task}
+        if args.root:
+            data["path"] = str(Path(args.root).expanduser().resolve() / f"shapes-{task}")
+        path = shapes.generate_from_yaml(data)
         print(f"shapes-{task}: {path}", flush=True)
     return 0
 

@@ -1099,9 +1099,9 @@ class CompareResult:
 
     Attributes:
         rows (list[dict]): One result per model.
-        markdown (Path): ``compare.md``.
-        csv (Path): ``compare.csv``.
-        plot (Path): ``compare.png``.
+        markdown (Path): ``compare.md`` (``profile.md`` for untrained models).
+        csv (Path): ``compare.csv`` (``profile.csv``).
+        plot (Path): ``compare.png`` (``profile.png``).
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -1271,6 +1271,9 @@ def write_reports(
 ) -> CompareResult:
     """Write ``compare.md``, ``compare.csv`` and ``compare.png``, print the table and the paths.
 
+    Untrained models (``--no-train``) get ``profile.md``, ``profile.csv`` and ``profile.png`` instead, so profiling
+    into the folder of a finished comparison leaves its accuracy report as it was.
+
     Args:
         rows (list[dict[str, Any]]): One result per model.
         task (str): The models' task.
@@ -1282,7 +1285,8 @@ def write_reports(
     Returns:
         (CompareResult): The rows and the paths.
     """
-    result = CompareResult(rows, out / "compare.md", out / "compare.csv", out / "compare.png")
+    stem = "compare" if trained else "profile"
+    result = CompareResult(rows, out / f"{stem}.md", out / f"{stem}.csv", out / f"{stem}.png")
     text = markdown_table(rows, task) + "\n\n" + _notes(rows, task, data, args, trained) + "\n"
     result.markdown.write_text(text, encoding="utf-8")
     write_csv(rows, task, result.csv)
