@@ -284,11 +284,12 @@ YAML_ARGS = {
     "ConvMixerStage": ["c2", "k", "act", "shortcut", "order"],
     "ConvMixerBackbone": ["channels", "depths", "k", "design", "act", "shortcut", "order"],
 }
-# Native modules whose first argument is an output channel count scaled by width (parse_model's ``base_modules``).
+# Native modules whose first argument is an output channel count scaled by width (parse_model's ``base_modules``;
+# Classify's stays the class count).
 _SCALED_NATIVE = (
-    "Conv ConvTranspose GhostConv Bottleneck GhostBottleneck SPP SPPF C2fPSA C2PSA DWConv Focus BottleneckCSP C1 C2 "
-    "C2f C3k2 RepNCSPELAN4 ELAN1 ADown AConv SPPELAN C2fAttn C3 C3TR C3Ghost DWConvTranspose2d C3x RepC3 PSA SCDown "
-    "C2fCIB A2C2f nn.ConvTranspose2d"
+    "Classify Conv ConvTranspose GhostConv Bottleneck GhostBottleneck SPP SPPF C2fPSA C2PSA DWConv Focus BottleneckCSP "
+    "C1 C2 C2f C3k2 RepNCSPELAN4 ELAN1 ADown AConv SPPELAN C2fAttn C3 C3TR C3Ghost DWConvTranspose2d C3x RepC3 PSA "
+    "SCDown C2fCIB A2C2f nn.ConvTranspose2d"
 ).split()
 
 
