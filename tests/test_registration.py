@@ -186,6 +186,23 @@ def test_modules_that_imported_internals_by_name_see_the_wrappers():
     assert ultralytics.engine.trainer.check_det_dataset._convmixer
 
 
+@pytest.mark.smoke
+def test_the_planner_knows_every_module_parse_model_scales_by_width():
+    # parse_model's base_modules is a local set: read it from the source, so a release that adds a module fails here
+    # (a plugin row reading such a layer would otherwise get its unscaled channels).
+    import inspect
+    import re
+
+    source = inspect.getsource(tasks.parse_model.__wrapped__)
+    block = re.search(r"base_modules = frozenset\(\s*\{(.*?)\}", source, re.S)
+    assert block, "parse_model no longer has a base_modules set: see integration._SCALED_NATIVE"
+    names = {re.sub(r"^torch\.nn\.", "nn.", n.strip()) for n in block.group(1).split(",") if n.strip()}
+    assert {"Conv", "C2f", "SPPF", "Classify"} <= names  # the set was read
+    assert names <= set(integration._SCALED_NATIVE), (
+        f"not in _SCALED_NATIVE: {sorted(names - set(integration._SCALED_NATIVE))}"
+    )
+
+
 def test_missing_internal_fails_with_a_message_naming_the_ultralytics_version():
     import ultralytics
 
