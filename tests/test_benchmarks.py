@@ -154,3 +154,19 @@ def test_train_val_gap_validates_on_the_images_a_fraction_run_trained_on(tmp_pat
     row = result["rows"][0]
     assert {"train_map50_95", "val_map50_95", "val_over_train"} <= set(row) and 0 <= row["val_map50_95"] <= 1
     assert f"| {weights} |" in printed and "training images: 2 (fraction 0.5" in printed
+
+
+def test_onnx_profile_splits_kernel_time_by_part_and_operator_for_both_models(tmp_path):
+    out = tmp_path / "profile.json"
+    cmd = [sys.executable, str(BENCHMARKS / "onnx_profile.py"), "--scale", "n", "--imgsz", "64", "--runs", "1",
+           "--warmup", "1", "--json", str(out)]  # fmt: skip
+    printed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600, cwd=tmp_path).stdout
+    stock, ours = json.loads(out.read_text())
+    assert (stock["model"], ours["model"]) == ("yolov8n.yaml", "yolov8n-convmixer.yaml")
+    for row in (stock, ours):
+        assert row["wall_ms"] > 0 and row["parts"]["backbone"] > 0 and row["parts"]["neck+head"] > 0
+        assert abs(sum(row["parts"].values()) - row["total"]) < 1e-6
+        assert abs(sum(row["ops"].values()) - row["total"]) < 1e-6
+        assert row["ops"]["Conv"] > 0
+    assert "| kernels: backbone |" in printed and "| op: Conv |" in printed
+    assert [p.name for p in tmp_path.iterdir()] == ["profile.json"], "exports and profiles belong in a temporary folder"

@@ -792,12 +792,14 @@ def pytorch_step(model: Any, imgsz: int | Sequence[int], batch: int, device: Any
     return step, sync
 
 
-def onnx_session(path: str | Path, device: Any = "cpu") -> Any:
+def onnx_session(path: str | Path, device: Any = "cpu", profile_prefix: str | None = None) -> Any:
     """Open an ONNX Runtime session, on CUDA when ``device`` is a GPU and the CUDA provider is available.
 
     Args:
         path (str | Path): The ONNX file.
         device (str | torch.device): Device of the comparison.
+        profile_prefix (str | None): Turn on ONNX Runtime's per-node profiler, writing ``<prefix>_<time>.json`` when
+            ``session.end_profiling()`` is called (``benchmarks/onnx_profile.py``).
 
     Returns:
         (onnxruntime.InferenceSession): The session; ``get_providers()[0]`` is the provider it runs on.
@@ -809,6 +811,8 @@ def onnx_session(path: str | Path, device: Any = "cpu") -> Any:
     # spinning for work while the next one runs and, on a small CPU, take its cores (measured on 2 cores: 130 ms
     # instead of 90 ms per YOLOv8n run at 640 px, for every model alike).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
     providers = ["CPUExecutionProvider"]
     if "cuda" in str(device) and "CUDAExecutionProvider" in ort.get_available_providers():
         index = str(device).partition(":")[2] or "0"
