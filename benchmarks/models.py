@@ -8,6 +8,12 @@ the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is 
     python benchmarks/models.py --device cpu --imgsz 160 --batch 4 --scales n            # CI-sized, a minute
     python benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --out $OUT/models.json  # H100
     python benchmarks/models.py --device cpu --imgsz 640 --onnx --scales ns --skip-train --repeats 8  # CPU ONNX
+
+``--variants`` adds other ConvMixer detect YAMLs (named ``yolov8-NAME.yaml``, as packaged ones; the scale letter is
+inserted per scale) to the same process, each with its own ratios to stock:
+
+    python benchmarks/models.py --device cpu --imgsz 640 --onnx --scales ml --skip-train --repeats 4 \
+        --variants benchmarks/ablations/yolov8-convmixer-p4heavy.yaml
 """
 
 import argparse
@@ -111,6 +117,14 @@ def onnx_ms(names: list, args) -> tuple:
     return ms, [[run[i] / run[0] for run in per_repeat] for i in range(len(names))]
 
 
+def scaled_name(yaml_path: str, scale: str) -> str:
+    """Name ``dir/yolov8-NAME.yaml`` at a scale: ``dir/yolov8{scale}-NAME.yaml``, as Ultralytics resolves scales."""
+    path = Path(yaml_path)
+    if not path.name.startswith("yolov8-"):
+        raise ValueError(f"--variants: {yaml_path} must be named yolov8-NAME.yaml (a scale letter picks the scale)")
+    return str(path.with_name(path.name.replace("yolov8-", f"yolov8{scale}-", 1)))
+
+
 def measure(name: str, args, device: torch.device) -> dict:
     row = {"model": name}
     if not args.skip_train:
@@ -133,6 +147,7 @@ def main():
     parser.add_argument("--onnx", action="store_true", help="also ONNX Runtime CPU latency at batch 1")
     parser.add_argument("--repeats", type=int, default=1, help="ONNX comparisons, each with fresh sessions")
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--variants", nargs="*", default=[], help="other ConvMixer YAMLs, named yolov8-NAME.yaml")
     parser.add_argument("--out", help="write the rows as JSON to this file")
     args = parser.parse_args()
     device = torch.device(f"cuda:{args.device}" if args.device.isdigit() else args.device)
@@ -140,21 +155,26 @@ def main():
         torch.backends.cudnn.benchmark = True
     rows = []
     for s in args.scales:
-        names = [f"yolov8{s}.yaml", f"yolov8{s}-convmixer.yaml"]
-        stock, ours = (measure(name, args, device) for name in names)
+        names = [f"yolov8{s}.yaml", f"yolov8{s}-convmixer.yaml", *(scaled_name(v, s) for v in args.variants)]
+        stock, *others = (measure(name, args, device) for name in names)
         if args.onnx:
-            (stock["onnx_cpu_b1_ms"], ours["onnx_cpu_b1_ms"]), (_, repeat_ratios) = onnx_ms(names, args)
-            ours["onnx_cpu_b1_repeat_ratios"] = repeat_ratios
-        ratios = {f"{k}_ratio": ours[k] / stock[k] for k in stock if k != "model" and ours[k] and stock[k]}
-        rows += [stock, {**ours, **ratios}]
-        for key, ratio in ratios.items():
-            print(
-                f"yolov8{s}: {key[:-6]:>16} stock {stock[key[:-6]]:9.2f}  convmixer {ours[key[:-6]]:9.2f}  {ratio:.2f}x"
-            )
-        if args.onnx and args.repeats > 1:
-            r = ours["onnx_cpu_b1_repeat_ratios"]
-            spread = f"median {statistics.median(r):.2f}x, {min(r):.2f}x-{max(r):.2f}x"
-            print(f"yolov8{s}: {'onnx_cpu_b1_ms':>16} ratio in {len(r)} repeats: {spread}")
+            ms, repeat_ratios = onnx_ms(names, args)
+            for row, m, r in zip([stock, *others], ms, repeat_ratios):
+                row["onnx_cpu_b1_ms"] = m
+                if row is not stock:
+                    row["onnx_cpu_b1_repeat_ratios"] = r
+        rows.append(stock)
+        for ours in others:
+            ratios = {f"{k}_ratio": ours[k] / stock[k] for k in stock if k != "model" and ours[k] and stock[k]}
+            rows.append({**ours, **ratios})
+            label = Path(ours["model"]).stem
+            for key, ratio in ratios.items():
+                stock_value, value = stock[key[:-6]], ours[key[:-6]]
+                print(f"{label}: {key[:-6]:>16} stock {stock_value:9.2f}  convmixer {value:9.2f}  {ratio:.2f}x")
+            if args.onnx and args.repeats > 1:
+                r = ours["onnx_cpu_b1_repeat_ratios"]
+                spread = f"median {statistics.median(r):.2f}x, {min(r):.2f}x-{max(r):.2f}x"
+                print(f"{label}: {'onnx_cpu_b1_ms':>16} ratio in {len(r)} repeats: {spread}")
     meta = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,

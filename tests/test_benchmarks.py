@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import real_dataset
 
@@ -16,22 +17,32 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def test_model_benchmark_reports_every_quantity_with_a_ratio_to_stock(tmp_path):
     out, cwd = tmp_path / "models.json", tmp_path / "cwd"
     cwd.mkdir()
+    variant = BENCHMARKS / "ablations" / "yolov8-convmixer-p4heavy.yaml"
     args = ["--device", "cpu", "--imgsz", "64", "--batch", "2", "--scales", "n", "--runs", "1", "--warmup", "0",
-            "--repeats", "3"]  # fmt: skip
+            "--repeats", "3", "--variants", str(variant)]  # fmt: skip
     subprocess.run([sys.executable, str(BENCHMARKS / "models.py"), *args, "--onnx", "--out", str(out)], check=True,
                    capture_output=True, timeout=600, cwd=cwd)  # fmt: skip
     assert not list(cwd.iterdir()), "the ONNX exports belong in a temporary folder, not the working directory"
     result = json.loads(out.read_text())
-    stock, ours = result["rows"]
+    stock, ours, other = result["rows"]
     assert (stock["model"], ours["model"]) == ("yolov8n.yaml", "yolov8n-convmixer.yaml")
-    for key in ("train_step_ms", "infer_b1_ms", "infer_b2_ms", "onnx_cpu_b1_ms"):
-        assert stock[key] > 0 and ours[key] > 0
-        assert abs(ours[f"{key}_ratio"] - ours[key] / stock[key]) < 1e-9
-    # ONNX latency is compared in 3 repeats with fresh sessions; each repeat's ratio is kept, the median is reported
-    repeat_ratios = ours["onnx_cpu_b1_repeat_ratios"]
-    assert len(repeat_ratios) == 3 and all(r > 0 for r in repeat_ratios)
+    assert other["model"] == str(variant.with_name("yolov8n-convmixer-p4heavy.yaml"))  # the variant at scale n
+    for row in (ours, other):
+        for key in ("train_step_ms", "infer_b1_ms", "infer_b2_ms", "onnx_cpu_b1_ms"):
+            assert stock[key] > 0 and row[key] > 0
+            assert abs(row[f"{key}_ratio"] - row[key] / stock[key]) < 1e-9
+        # ONNX latency is compared in 3 repeats with fresh sessions; each repeat's ratio is kept, the median reported
+        repeat_ratios = row["onnx_cpu_b1_repeat_ratios"]
+        assert len(repeat_ratios) == 3 and all(r > 0 for r in repeat_ratios)
     assert "onnx_cpu_b1_repeat_ratios" not in stock and result["meta"]["repeats"] == 3
     assert result["meta"]["device"] == "cpu" and result["meta"]["imgsz"] == 64
+
+
+def test_model_benchmark_variants_must_be_named_so_a_scale_letter_picks_the_scale():
+    models = _load_script("models")
+    assert models.scaled_name("a/b/yolov8-convmixer-p4heavy.yaml", "m") == "a/b/yolov8m-convmixer-p4heavy.yaml"
+    with pytest.raises(ValueError, match=r"--variants: mine\.yaml must be named yolov8-NAME\.yaml"):
+        models.scaled_name("mine.yaml", "n")
 
 
 def test_budget_script_measures_every_task_against_stock(tmp_path):
@@ -156,7 +167,10 @@ def test_train_val_gap_validates_on_the_images_a_fraction_run_trained_on(tmp_pat
     assert f"| {weights} |" in printed and "training images: 2 (fraction 0.5" in printed
 
 
-def test_onnx_profile_splits_kernel_time_by_part_and_operator_for_both_models(tmp_path):
+def test_onnx_profile_splits_kernel_time_by_part_operator_and_conv_kind_for_both_models(tmp_path):
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import get_flops
+
     out = tmp_path / "profile.json"
     cmd = [sys.executable, str(BENCHMARKS / "onnx_profile.py"), "--scale", "n", "--imgsz", "64", "--runs", "1",
            "--warmup", "1", "--json", str(out)]  # fmt: skip
@@ -169,4 +183,12 @@ def test_onnx_profile_splits_kernel_time_by_part_and_operator_for_both_models(tm
         assert abs(sum(row["ops"].values()) - row["total"]) < 1e-6
         assert row["ops"]["Conv"] > 0
     assert "| kernels: backbone |" in printed and "| op: Conv |" in printed
+    # every convolution is classified by kind, and the kinds' FLOPs add up to the model's (Ultralytics' counter)
+    for row, name in ((stock, "yolov8n.yaml"), (ours, "yolov8n-convmixer.yaml")):
+        assert abs(sum(c["ms"] for c in row["convs"].values()) - row["ops"]["Conv"]) < 1e-6
+        gflops = get_flops(YOLO(name).model, 64)
+        assert abs(sum(c["gflops"] for c in row["convs"].values()) - gflops) < 0.05 * gflops
+    assert {"dense 3x3", "pointwise 1x1"} <= set(stock["convs"]) and "depthwise 3x3" not in stock["convs"]
+    assert {"depthwise 3x3", "pointwise 1x1", "patch 4x4", "patch 2x2"} <= set(ours["convs"])
+    assert "| depthwise 3x3 |" in printed
     assert [p.name for p in tmp_path.iterdir()] == ["profile.json"], "exports and profiles belong in a temporary folder"
