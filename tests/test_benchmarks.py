@@ -192,3 +192,29 @@ def test_onnx_profile_splits_kernel_time_by_part_operator_and_conv_kind_for_both
     assert {"depthwise 3x3", "pointwise 1x1", "patch 4x4", "patch 2x2"} <= set(ours["convs"])
     assert "| depthwise 3x3 |" in printed
     assert [p.name for p in tmp_path.iterdir()] == ["profile.json"], "exports and profiles belong in a temporary folder"
+
+
+def test_onnx_profile_leaves_warm_up_runs_out_and_counts_conv_flops_once_per_run():
+    profile_script = _load_script("onnx_profile")
+
+    def run(ts):
+        return {"cat": "Session", "name": "model_run", "ts": ts, "dur": 50}
+
+    def node(ts, name, op, dur):
+        return {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}}
+
+    warm_up = [run(0), node(1, "/model.0/dw/Conv_output_0_nchwc", "Conv", 9000), node(2, "/model.5/Add", "Add", 900)]
+    timed = [
+        run(100),
+        node(101, "/model.0/dw/Conv_output_0_nchwc", "Conv", 2000),
+        node(102, "/model.5/Add", "Add", 300),
+    ]
+    timed += [
+        run(200),
+        node(201, "/model.0/dw/Conv_output_0_nchwc", "Conv", 4000),
+        node(202, "/model.5/Add", "Add", 100),
+    ]
+    convs = {"/model.0/dw/Conv_output_0": ("depthwise 3x3", 0.5)}
+    row = profile_script.kernel_times(warm_up + timed, backbone_rows=4, runs=2, convs=convs)
+    assert row["ops"] == {"Conv": 3.0, "Add": 0.2} and row["parts"] == {"backbone": 3.0, "neck+head": 0.2}
+    assert row["convs"] == {"depthwise 3x3": {"ms": 3.0, "gflops": 0.5, "gflop_per_s": 0.5 / 3.0 * 1000}}
