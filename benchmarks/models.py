@@ -159,10 +159,9 @@ def main():
         stock, *others = (measure(name, args, device) for name in names)
         if args.onnx:
             ms, repeat_ratios = onnx_ms(names, args)
-            for row, m, r in zip([stock, *others], ms, repeat_ratios):
-                row["onnx_cpu_b1_ms"] = m
-                if row is not stock:
-                    row["onnx_cpu_b1_repeat_ratios"] = r
+            stock["onnx_cpu_b1_ms"] = ms[0]
+            for row, m, r in zip(others, ms[1:], repeat_ratios[1:]):
+                row["onnx_cpu_b1_ms"], row["onnx_cpu_b1_repeat_ratios"] = m, r
         rows.append(stock)
         for ours in others:
             ratios = {f"{k}_ratio": ours[k] / stock[k] for k in stock if k != "model" and ours[k] and stock[k]}

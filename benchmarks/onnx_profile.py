@@ -35,12 +35,13 @@ def conv_kinds(path: Path) -> dict:
     """
     graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.value_info, *graph.output)}
+    weight_shapes = {w.name: w.dims for w in graph.initializer}
     kinds = {}
     for node in graph.node:
         if node.op_type != "Conv" or node.output[0] not in shapes:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        _, c_in_per_group, kh, kw = next(i.dims for i in graph.initializer if i.name == node.input[1])
+        _, c_in_per_group, kh, kw = weight_shapes[node.input[1]]
         kernel, strides = (kh, kw), tuple(attrs.get("strides", (1, 1)))
         if attrs.get("group", 1) > 1 and c_in_per_group == 1:
             kind = f"depthwise {kh}x{kw}"
@@ -96,10 +97,9 @@ def profile(names: list, imgsz: int, runs: int, warmup: int) -> list:
         sessions = [onnx_session(p, profile_prefix=str(p.with_suffix(""))) for p in paths]
         steps = [{"onnx": (onnx_step(s, imgsz, 1), lambda: None)} for s in sessions]
         walls = interleaved_medians(steps, runs, warmup)
-        for name, model, session, wall in zip(names, models, sessions, walls):
+        for name, model, path, session, wall in zip(names, models, paths, sessions, walls):
             events = json.loads(Path(session.end_profiling()).read_text())
-            convs = conv_kinds(Path(tmp) / Path(name).with_suffix(".onnx").name)
-            row = kernel_times(events, len(model.model.yaml["backbone"]), runs, convs)
+            row = kernel_times(events, len(model.model.yaml["backbone"]), runs, conv_kinds(path))
             rows.append({"model": name, "wall_ms": wall["onnx"], **row})
     return rows
 
