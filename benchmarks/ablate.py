@@ -8,8 +8,8 @@ Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus swit
   ConvNeXt). Behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per
   step, so smaller weights learn faster; depthwise weights (fan-in k*k) start larger than YOLOv8's dense 3x3 weights
   (fan-in 9*c) under PyTorch's default.
-- ``--order O``: ``conv-bn-act`` or the paper's ``conv-act-bn`` in blocks and patch embeddings, whatever the YAML says
-  (the packaged YAMLs say ``conv-bn-act``).
+- ``--order O``: ``conv-bn-act``, ``conv-bn-add-act`` or the paper's ``conv-act-bn`` in blocks and patch embeddings,
+  whatever the YAML says (the packaged YAMLs say ``conv-bn-act``).
 - ``--drop-path R``: stochastic depth while training: each residual branch of each block is dropped for a whole
   sample with probability ``R`` (and the kept ones scaled by ``1 / (1 - R)``), a regularizer for the train/val gap.
 
@@ -82,6 +82,10 @@ def _drop_path(y: torch.Tensor, training: bool) -> torch.Tensor:
 
 def _block_forward(self, x: torch.Tensor) -> torch.Tensor:
     """``ConvMixerBlock.forward`` with the drop path of this variant on each residual branch."""
+    if self.order == cm.ADD_BEFORE_ACT:
+        x = self.act1(x + _drop_path(self.bn1(self.dw(x)), self.training))
+        y = self.bn2(self.pw(x))
+        return self.act2(x + _drop_path(y, self.training) if self.shortcut else y)
     x = x + _drop_path(self.mix_space(x), self.training)
     y = self.mix_channels(x)
     return x + _drop_path(y, self.training) if self.shortcut else y

@@ -1,6 +1,7 @@
 """Where ONNX Runtime spends its CPU time in a packaged ConvMixer detect model and in stock YOLOv8 of the same scale.
 
-Both models, and any ConvMixer YAMLs (named at the scale) that ``--models`` adds, are exported as ``yolo export``
+Both models, and any ConvMixer YAMLs that ``--models`` adds (named ``yolov8-NAME.yaml`` as for ``models.py
+--variants``, the scale letter then inserted, or already named at the scale), are exported as ``yolo export``
 does (fixed size, batch 1), opened with ONNX Runtime's per-node profiler (spinning off, as in ``compare``), run in
 turns, and each node's kernel time over the timed runs (warm-up runs left out) is summed by operator type and by part
 of the model (backbone: the YAML's ``backbone`` rows; neck and head: the rest), and convolutions also by kind
@@ -9,7 +10,7 @@ noisy on a shared machine; the kernel-time split says which part and which opera
 wall time cannot.
 
     python benchmarks/onnx_profile.py --scale m --imgsz 640 --runs 6
-    python benchmarks/onnx_profile.py --scale m --models benchmarks/ablations/yolov8m-convmixer-p4heavy.yaml
+    python benchmarks/onnx_profile.py --scale m --models benchmarks/ablations/yolov8-convmixer-p4heavy.yaml
 """
 
 import argparse
@@ -26,16 +27,24 @@ from ultralytics import YOLO
 
 from ultralytics_convmixer.compare import export_onnx, interleaved_medians, onnx_session, onnx_step
 
+# Activations ONNX Runtime's CPU provider fuses into the convolution before them (SiLU is not one: it runs apart).
+FUSED_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid")
+
 
 def conv_kinds(path: Path) -> dict:
     """Map each Conv of an ONNX file, by node name and by output name, to ``(kind, GFLOPs)`` at its fixed input size.
 
     ONNX Runtime names the convolutions it moves to its blocked layout after their output (``<output>_nchwc``), others
-    after the node, so both names are keys.
+    after the node, so both names are keys; a convolution that absorbed the activation after it (ReLU, say) is named
+    after that activation's output, which is a key too.
     """
     graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*graph.value_info, *graph.output)}
     weight_shapes = {w.name: w.dims for w in graph.initializer}
+    consumers = collections.defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
     kinds = {}
     for node in graph.node:
         if node.op_type != "Conv" or node.output[0] not in shapes:
@@ -54,7 +63,18 @@ def conv_kinds(path: Path) -> dict:
         out = shapes[node.output[0]]
         gflops = 2 * out[0] * out[1] * out[2] * out[3] * c_in_per_group * kh * kw / 1e9
         kinds[node.name] = kinds[node.output[0]] = (kind, gflops)
+        after = consumers[node.output[0]]
+        if len(after) == 1 and after[0].op_type in FUSED_ACTIVATIONS:
+            kinds[after[0].output[0]] = (kind, gflops)
     return kinds
+
+
+def at_scale(yaml_path: str, scale: str) -> str:
+    """Name ``dir/yolov8-NAME.yaml`` at a scale, as ``models.py --variants`` does; other names are already scaled."""
+    path = Path(yaml_path)
+    if not path.name.startswith("yolov8-"):
+        return yaml_path  # already named at a scale, e.g. yolov8m-convmixer-p4heavy.yaml
+    return str(path.with_name(path.name.replace("yolov8-", f"yolov8{scale}-", 1)))
 
 
 def kernel_times(profile: list, backbone_rows: int, runs: int, convs: dict | None = None) -> dict:
@@ -143,10 +163,11 @@ if __name__ == "__main__":
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--models", nargs="*", default=[], help="other ConvMixer YAMLs, named at the scale")
+    parser.add_argument("--models", nargs="*", default=[], help="other ConvMixer YAMLs: yolov8-NAME.yaml or at scale")
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args()
-    names = [f"yolov8{args.scale}.yaml", f"yolov8{args.scale}-convmixer.yaml", *args.models]
+    packaged = [f"yolov8{args.scale}.yaml", f"yolov8{args.scale}-convmixer.yaml"]
+    names = packaged + [at_scale(m, args.scale) for m in args.models]
     rows = profile(names, args.imgsz, args.runs, args.warmup)
     print(markdown(rows), conv_markdown(rows), sep="\n\n")
     if args.json:

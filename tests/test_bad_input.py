@@ -40,7 +40,8 @@ CASES = {
     "shortcut not a bool": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, yes please")) + HEAD,
                             0, "ConvMixerBackbone", "shortcut must be true or false, got 'yes please'"),
     "unknown order": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, bn-first")) + HEAD,
-                      0, "ConvMixerBackbone", "order must be one of .'conv-act-bn', 'conv-bn-act'., got 'bn-first'"),
+                      0, "ConvMixerBackbone",
+                      "order must be one of .'conv-act-bn', 'conv-bn-act', 'conv-bn-add-act'., got 'bn-first'"),
     "too many arguments": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, conv-bn-act, 3"))
                            + HEAD, 0, "ConvMixerBackbone",
                            r"takes at most 7 arguments \['channels', 'depths', 'k', 'design'"),

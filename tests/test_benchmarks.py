@@ -128,6 +128,10 @@ print("std", round(float(block.pw.weight.std()), 3), round(float(block.dw.weight
 x = torch.randn(1, block.c2, 8, 8)
 h = x + block.act1(block.bn1(block.dw(x)))
 print("order", torch.allclose(block(x), h + block.act2(block.bn2(block.pw(h)))))
+add = ConvMixerBlock(8, k=3, act="relu").eval()
+add.order = "conv-bn-add-act"  # apply_variant's order above wins at construction
+y = torch.randn(1, 8, 8, 8)
+print("add-act", torch.allclose(ablate._block_forward(add, y), add(y)))
 ablate.DROP_PATH = 0.25
 kept = ablate._drop_path(torch.ones(4000, 1, 1, 1), training=True)
 print("drop", sorted(set(round(v, 4) for v in kept.flatten().tolist())), float((kept == 0).float().mean()))
@@ -140,7 +144,7 @@ print("eval", torch.equal(ablate._drop_path(x, training=False), x))
     assert lines["blocks"] == "[1, 2, 2, 1] widths [32, 64, 128, 256]"  # stock yolov8n's C2f depths and widths
     pw_std, dw_std = map(float, lines["std"].split())
     assert abs(pw_std - 0.02) < 0.004 and abs(dw_std - 0.02) < 0.004  # trunc-normal 0.02 instead of 1/sqrt(fan_in)
-    assert lines["order"] == "True"
+    assert lines["order"] == "True" and lines["add-act"] == "True"  # the drop-path forward keeps each block's order
     # drop path zeroes whole samples of a branch with probability R while training and rescales the rest by 1/(1-R)
     values, dropped = lines["drop"].rsplit(" ", 1)
     assert values == "[0.0, 1.3333]" and abs(float(dropped) - 0.25) < 0.03 and lines["eval"] == "True"
@@ -172,24 +176,28 @@ def test_onnx_profile_splits_kernel_time_by_part_operator_and_conv_kind_for_both
     from ultralytics.utils.torch_utils import get_flops
 
     out = tmp_path / "profile.json"
+    relu = str(BENCHMARKS / "ablations" / "yolov8n-convmixer-relu.yaml")  # ONNX Runtime fuses its ReLUs into convs
+    unscaled = relu.replace("yolov8n-", "yolov8-")  # as models.py --variants takes it: --scale inserts the letter
     cmd = [sys.executable, str(BENCHMARKS / "onnx_profile.py"), "--scale", "n", "--imgsz", "64", "--runs", "1",
-           "--warmup", "1", "--json", str(out)]  # fmt: skip
+           "--warmup", "1", "--json", str(out), "--models", unscaled]  # fmt: skip
     printed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600, cwd=tmp_path).stdout
-    stock, ours = json.loads(out.read_text())
-    assert (stock["model"], ours["model"]) == ("yolov8n.yaml", "yolov8n-convmixer.yaml")
-    for row in (stock, ours):
+    stock, ours, fused = json.loads(out.read_text())
+    assert (stock["model"], ours["model"], fused["model"]) == ("yolov8n.yaml", "yolov8n-convmixer.yaml", relu)
+    for row in (stock, ours, fused):
         assert row["wall_ms"] > 0 and row["parts"]["backbone"] > 0 and row["parts"]["neck+head"] > 0
         assert abs(sum(row["parts"].values()) - row["total"]) < 1e-6
         assert abs(sum(row["ops"].values()) - row["total"]) < 1e-6
         assert row["ops"]["Conv"] > 0
     assert "| kernels: backbone |" in printed and "| op: Conv |" in printed
-    # every convolution is classified by kind, and the kinds' FLOPs add up to the model's (Ultralytics' counter)
-    for row, name in ((stock, "yolov8n.yaml"), (ours, "yolov8n-convmixer.yaml")):
+    # every convolution, also one fused with its activation, is classified by kind, and the kinds' FLOPs add up to
+    # the model's (Ultralytics' counter)
+    assert "Relu" not in fused["ops"] and fused["ops"].get("QuickGelu", 0) < ours["ops"]["QuickGelu"]
+    for row, name in ((stock, "yolov8n.yaml"), (ours, "yolov8n-convmixer.yaml"), (fused, relu)):
         assert abs(sum(c["ms"] for c in row["convs"].values()) - row["ops"]["Conv"]) < 1e-6
         gflops = get_flops(YOLO(name).model, 64)
         assert abs(sum(c["gflops"] for c in row["convs"].values()) - gflops) < 0.05 * gflops
     assert {"dense 3x3", "pointwise 1x1"} <= set(stock["convs"]) and "depthwise 3x3" not in stock["convs"]
-    assert {"depthwise 3x3", "pointwise 1x1", "patch 4x4", "patch 2x2"} <= set(ours["convs"])
+    assert {"depthwise 3x3", "pointwise 1x1", "patch 4x4", "patch 2x2"} <= set(ours["convs"]) == set(fused["convs"])
     assert "| depthwise 3x3 |" in printed
     assert [p.name for p in tmp_path.iterdir()] == ["profile.json"], "exports and profiles belong in a temporary folder"
 

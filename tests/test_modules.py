@@ -61,6 +61,23 @@ def test_conv_bn_act_order_puts_each_batchnorm_between_its_conv_and_activation()
     assert stage.blocks[0].order == "conv-bn-act"
 
 
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_conv_bn_add_act_order_adds_each_residual_before_the_activation(shortcut):
+    torch.manual_seed(0)
+    block = _with_running_statistics(ConvMixerBlock(16, k=5, act="relu", shortcut=shortcut, order="conv-bn-add-act"))
+    x = torch.randn(2, 16, 11, 13)
+    relu = torch.nn.functional.relu
+    mixed = relu(x + block.bn1(block.dw(x)))  # as ResNet: act(x + BN(conv(x)))
+    pointwise = block.bn2(block.pw(mixed))
+    expected = relu(mixed + pointwise) if shortcut else relu(pointwise)
+    assert torch.allclose(block(x), expected, atol=1e-6)
+    embed = PatchEmbed(3, 8, p=2, act="relu", order="conv-bn-add-act").eval()  # no residual: conv -> BN -> act
+    image = torch.randn(1, 3, 8, 8)
+    assert torch.allclose(embed(image), relu(embed.bn(embed.conv(image))), atol=1e-6)
+    stage = ConvMixerStage(8, 16, n=1, k=3, act="relu", order="conv-bn-add-act")
+    assert [type(m) for m in stage.transition] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+
+
 def test_block_pickled_before_order_existed_keeps_the_paper_order():
     torch.manual_seed(0)
     block = ConvMixerBlock(8, k=3, act="silu").eval()
@@ -84,9 +101,10 @@ def _with_running_statistics(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
+@pytest.mark.parametrize("order", ["conv-bn-act", "conv-bn-add-act"])
 @pytest.mark.parametrize("design", ["hierarchical", "isotropic16", "isotropic8"])
-def test_fold_batchnorm_removes_every_batchnorm_of_a_conv_bn_act_backbone_and_keeps_its_outputs(design):
-    backbone = ConvMixerBackbone(3, (16, 24, 40), (1, 2, 1), k=5, design=design, act="silu", order="conv-bn-act")
+def test_fold_batchnorm_removes_every_batchnorm_of_a_conv_bn_act_backbone_and_keeps_its_outputs(design, order):
+    backbone = ConvMixerBackbone(3, (16, 24, 40), (1, 2, 1), k=5, design=design, act="silu", order=order)
     backbone = _with_running_statistics(backbone)
     batchnorms = sum(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())
     depthwise = [m for m in backbone.modules() if isinstance(m, DepthwiseConv2d)]
@@ -157,7 +175,10 @@ def test_backbone_first_parameter_is_the_stem_conv_reading_image_channels():
         (lambda: ConvMixerBackbone(3, depths=(1, -1, 1)), r"depths\[1\] must be an integer >= 0"),
         (lambda: ConvMixerBackbone(3, design="pyramid"), "design must be one of"),
         (lambda: ConvMixerBlock(8, shortcut="no"), "shortcut must be true or false, got 'no'"),
-        (lambda: ConvMixerStage(8, 8, order="bn-first"), r"order must be one of \['conv-act-bn', 'conv-bn-act'\]"),
+        (
+            lambda: ConvMixerStage(8, 8, order="bn-first"),
+            r"order must be one of \['conv-act-bn', 'conv-bn-act', 'conv-bn-add-act'\]",
+        ),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_the_argument(build, message):

@@ -18,8 +18,12 @@ from .dwconv import DepthwiseConv2d
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "hardswish": nn.Hardswish}
 # Where BatchNorm sits: the paper's conv -> act -> BN, or conv -> BN -> act as in YOLOv8's Conv, which lets BN fold
 # into the convolution for inference (``fold_batchnorm``, run by Ultralytics' ``fuse()``, and ONNX Runtime).
-ORDERS = ("conv-act-bn", "conv-bn-act")
+# ``conv-bn-add-act`` is conv -> BN -> act too, but a block adds its residual before the activation, as ResNet does:
+# ONNX Runtime then fuses each half of the block (conv, residual add, ReLU) into one CPU kernel. Layers without a
+# residual (patch embeddings, transitions) read it as ``conv-bn-act``.
+ORDERS = ("conv-act-bn", "conv-bn-act", "conv-bn-add-act")
 PAPER_ORDER = "conv-act-bn"
+ADD_BEFORE_ACT = "conv-bn-add-act"
 DESIGNS = ("hierarchical", "isotropic16", "isotropic8")
 DESIGN_ALIASES = {"isotropic": "isotropic16"}
 
@@ -75,7 +79,7 @@ def _init_conv(conv: nn.Module, std: float = 0.02) -> nn.Module:
 def _with_norm_act(layer: nn.Module, c: int, act: str, order: str) -> List[nn.Module]:
     """Return ``layer`` (with ``c`` output channels) followed by its BatchNorm and activation in ``order``."""
     norm = nn.BatchNorm2d(c)
-    return [layer, norm, activation(act)] if order == "conv-bn-act" else [layer, activation(act), norm]
+    return [layer, activation(act), norm] if order == PAPER_ORDER else [layer, norm, activation(act)]
 
 
 def _pointwise(c1: int, c2: int, act: str, order: str) -> List[nn.Module]:
@@ -105,14 +109,15 @@ class ConvMixerBlock(nn.Module):
     relative gradient of the backbone's end at initialization (stock YOLOv8n: 7x), eval-mode BN statistics lag the
     weights, and the detector barely learns in YOLO's short schedules. ``shortcut=True`` (default) adds the residual.
     See README, "Why the pointwise shortcut and wider levels". ``order="conv-bn-act"`` puts each BatchNorm before
-    its activation, as YOLOv8's ``Conv`` does, so that it folds into the convolution for inference.
+    its activation, as YOLOv8's ``Conv`` does, so that it folds into the convolution for inference;
+    ``order="conv-bn-add-act"`` also adds each residual before the activation (``act(x + bn(conv(x)))``, as ResNet).
 
     Args:
         c1 (int): Input and output channels.
         k (int): Odd depthwise kernel size (the paper uses 9).
         act (str): Activation name, ``gelu`` by default as in the paper.
         shortcut (bool): Add a residual around the pointwise half as well.
-        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``.
+        order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act``.
     """
 
     order = PAPER_ORDER  # class default: blocks pickled before ``order`` existed keep the order they were trained with
@@ -129,17 +134,27 @@ class ConvMixerBlock(nn.Module):
         self.order = _check_order(order)
 
     def mix_space(self, x: torch.Tensor) -> torch.Tensor:
-        """Depthwise conv with its BatchNorm and activation in ``order``: the residual branch of the first half."""
+        """Depthwise conv with its BatchNorm and activation in ``order``: the residual branch of the first half.
+
+        Not used by ``conv-bn-add-act``, whose ``forward`` adds the residual before the activation.
+        """
         y = self.dw(x)
-        return self.act1(self.bn1(y)) if self.order == "conv-bn-act" else self.bn1(self.act1(y))
+        return self.bn1(self.act1(y)) if self.order == PAPER_ORDER else self.act1(self.bn1(y))
 
     def mix_channels(self, x: torch.Tensor) -> torch.Tensor:
-        """Pointwise conv with its BatchNorm and activation in ``order``: the second half (a residual branch too)."""
+        """Pointwise conv with its BatchNorm and activation in ``order``: the second half (a residual branch too).
+
+        Not used by ``conv-bn-add-act``, as ``mix_space``.
+        """
         y = self.pw(x)
-        return self.act2(self.bn2(y)) if self.order == "conv-bn-act" else self.bn2(self.act2(y))
+        return self.bn2(self.act2(y)) if self.order == PAPER_ORDER else self.act2(self.bn2(y))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix space (depthwise, with residual), then channels (pointwise, residual if ``shortcut``)."""
+        if self.order == ADD_BEFORE_ACT:
+            x = self.act1(x + self.bn1(self.dw(x)))
+            y = self.bn2(self.pw(x))
+            return self.act2(x + y if self.shortcut else y)
         x = x + self.mix_space(x)
         y = self.mix_channels(x)
         return x + y if self.shortcut else y
@@ -153,7 +168,8 @@ class PatchEmbed(nn.Module):
         c2 (int): Output channels.
         p (int): Patch size, which is also the stride.
         act (str): Activation name.
-        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``.
+        order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act`` (here the same as
+            ``conv-bn-act``: an embedding has no residual).
     """
 
     order = PAPER_ORDER  # class default for embeddings pickled before ``order`` existed
@@ -168,7 +184,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Cut the input into non-overlapping p x p patches and embed each one."""
         x = self.conv(x)
-        return self.act(self.bn(x)) if self.order == "conv-bn-act" else self.bn(self.act(x))
+        return self.bn(self.act(x)) if self.order == PAPER_ORDER else self.act(self.bn(x))
 
 
 class ConvMixerStage(nn.Module):
@@ -181,7 +197,8 @@ class ConvMixerStage(nn.Module):
         k (int): Odd depthwise kernel size.
         act (str): Activation name.
         shortcut (bool): Residual around each block's pointwise half too (see ``ConvMixerBlock``).
-        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``, for the transition and every block.
+        order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act``, for the transition
+            and every block (see ``ConvMixerBlock``).
     """
 
     def __init__(
@@ -237,7 +254,8 @@ class ConvMixerBackbone(nn.Module):
         design (str): ``hierarchical``, ``isotropic16`` (alias ``isotropic``) or ``isotropic8``.
         act (str): Activation name.
         shortcut (bool): Residual around each block's pointwise half too (see ``ConvMixerBlock``).
-        order (str): ``conv-act-bn`` (the paper's, default) or ``conv-bn-act``, for every layer.
+        order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act``, for every layer
+            (see ``ConvMixerBlock``).
     """
 
     strides = (8, 16, 32)
@@ -327,9 +345,9 @@ def fold_batchnorm(model: nn.Module) -> int:
     """
     pairs = []  # (parent, conv name, BN name)
     for m in model.modules():
-        if isinstance(m, ConvMixerBlock) and m.order == "conv-bn-act":
+        if isinstance(m, ConvMixerBlock) and m.order != PAPER_ORDER:
             pairs += [(m, "dw", "bn1"), (m, "pw", "bn2")]
-        elif isinstance(m, PatchEmbed) and m.order == "conv-bn-act":
+        elif isinstance(m, PatchEmbed) and m.order != PAPER_ORDER:
             pairs.append((m, "conv", "bn"))
         elif isinstance(m, ConvMixerStage) and isinstance(m.transition, nn.Sequential):
             pairs += [(m.transition, str(i), str(i + 1)) for i in range(len(m.transition) - 1)]
