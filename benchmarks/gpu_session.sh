@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The H100 checks, in one prepared script (see ../shared/gpu/README.md). Run from the repo root on the GPU machine:
-#   source .gpu/device-setup.sh && bash benchmarks/gpu_session.sh $OUT [kernels] [models] [models-triton] [models-p4heavy] [compare] [compare-s]
+#   source .gpu/device-setup.sh && bash benchmarks/gpu_session.sh $OUT [kernels] [models] [models-triton] [models-variants] [compare] [compare-s]
 # Each stage writes JSON/Markdown under OUT and its log to OUT/<stage>.log; stages run in the order given.
 set -uo pipefail
-out=${1:?usage: gpu_session.sh OUT [kernels] [models] [models-triton] [models-p4heavy] [compare] [compare-s]}
+out=${1:?usage: gpu_session.sh OUT [kernels] [models] [models-triton] [models-variants] [compare] [compare-s]}
 shift
 stages=${*:-kernels models compare}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
@@ -16,9 +16,9 @@ for stage in $stages; do
     models-triton)  # n and s again with the Triton kernels for every k (is the cuDNN default for k <= 7 right?)
       ULTRALYTICS_CONVMIXER_FAST_DWCONV=all python3 benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales ns \
         --runs 20 --out "$out/models-triton.json" ;;
-    models-p4heavy)  # the CPU-faster P4-heavy layout (README, "Speed") against stock and the packaged models on GPU
+    models-variants)  # the CPU-faster layouts (README, "Speed": P4-heavy, with ReLU) against stock and packaged on GPU
       python3 benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --runs 20 \
-        --variants benchmarks/ablations/yolov8-convmixer-p4heavy.yaml --out "$out/models-p4heavy.json" ;;
+        --variants benchmarks/ablations/yolov8-convmixer-p4heavy{,-relu}.yaml --out "$out/models-variants.json" ;;
     compare)  # accuracy on the generated detect set: stock yolov8n vs yolov8n-convmixer, 30 epochs, same seed
       python3 -m ultralytics_convmixer.cli compare --out "$out/compare" epochs=30 imgsz=320 batch=32 workers=8 device=0 ;;
     compare-s)  # the same for the s scale (issue: tuned n and s at least stock mAP50-95)
