@@ -17,6 +17,7 @@ import argparse
 import collections
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,9 @@ import onnx
 from ultralytics import YOLO
 
 from ultralytics_convmixer.compare import export_onnx, interleaved_medians, onnx_session, onnx_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script models.py names variants at a scale
+from models import scaled_name  # noqa: E402
 
 # Activations ONNX Runtime's CPU provider fuses into the convolution before them (SiLU is not one: it runs apart).
 FUSED_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid")
@@ -71,10 +75,10 @@ def conv_kinds(path: Path) -> dict:
 
 def at_scale(yaml_path: str, scale: str) -> str:
     """Name ``dir/yolov8-NAME.yaml`` at a scale, as ``models.py --variants`` does; other names are already scaled."""
-    path = Path(yaml_path)
-    if not path.name.startswith("yolov8-"):
+    try:
+        return scaled_name(yaml_path, scale)
+    except ValueError:
         return yaml_path  # already named at a scale, e.g. yolov8m-convmixer-p4heavy.yaml
-    return str(path.with_name(path.name.replace("yolov8-", f"yolov8{scale}-", 1)))
 
 
 def kernel_times(profile: list, backbone_rows: int, runs: int, convs: dict | None = None) -> dict:
