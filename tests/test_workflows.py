@@ -196,3 +196,63 @@ def test_export_gives_the_same_raw_outputs_as_pytorch(cli_run, tmp_path, fmt):
     # Tolerance: 1e-4 of the output range (box pixels and class scores share one tensor).
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
+
+
+def _tensors(output):
+    """Every tensor of a model's output, depth first (heads return nested tuples, lists and, from 8.4, dicts)."""
+    if isinstance(output, torch.Tensor):
+        yield output
+    elif isinstance(output, dict):
+        for value in output.values():
+            yield from _tensors(value)
+    elif isinstance(output, (list, tuple)):
+        for value in output:
+            yield from _tensors(value)
+
+
+def _randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm statistics and affine terms far from the identity, so that folding them is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.5, 0.5, generator=g)
+
+
+@pytest.mark.parametrize("suffix", ["", "-seg", "-pose", "-obb", "-cls"])
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_every_task_exports_and_the_export_computes_what_pytorch_does(fmt, suffix):
+    """Each packaged head exports; ONNX with dynamic=True runs at another batch and size than it was exported at."""
+    torch.manual_seed(0)
+    model = YOLO(f"yolov8n-convmixer{suffix}.yaml")
+    _randomize_batchnorm(model.model)
+    exported = model.export(format=fmt, imgsz=64, dynamic=fmt == "onnx", device="cpu")
+    reference = model.model.float().eval()  # unfused: the export's folded BatchNorms must compute what BN does
+    # Exported at 64 x 64, batch 1; the dynamic ONNX graph must also take batch 2 at a non-square size.
+    x = torch.rand((2, 3, 96, 128) if fmt == "onnx" else (1, 3, 64, 64), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = [t.numpy() for t in _tensors(reference(x))]
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime as ort
+
+        ops = {node.op_type for node in onnx.load(exported).graph.node}
+        assert "Conv" in ops and "BatchNormalization" not in ops and not any(op.startswith("ConvMixer") for op in ops)
+        session = ort.InferenceSession(exported, providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    else:
+        got = [t.numpy() for t in _tensors(torch.jit.load(exported)(x))]
+    assert got, f"{exported} returned no output"
+    for out in got:
+        # The exported outputs (detections; seg adds the mask prototypes) are among PyTorch's, found by shape.
+        match = [e for e in expected if e.shape == out.shape]
+        assert match, f"{exported}: output of shape {out.shape} not among PyTorch's {[e.shape for e in expected]}"
+        # Channel by channel (axis 1 mixes box pixels, scores and keypoints): 1e-4 of each channel's range, and at
+        # least 1e-6, since ONNX Runtime's sigmoid is approximate for the ~1e-5 class scores of an untrained head
+        # (stock yolov8n.yaml differs by 1e-3 of their range too).
+        scale = np.abs(match[0]).max(axis=tuple(i for i in range(out.ndim) if i != 1), keepdims=True)
+        worst = float((np.abs(out - match[0]) / (1e-4 * scale + 1e-6)).max())
+        assert worst <= 1, f"{exported}: output {out.shape} differs from PyTorch's by {worst:.2f}x the tolerance"
