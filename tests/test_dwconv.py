@@ -211,6 +211,29 @@ def test_torchscript_script_and_trace():
     assert "aten::_convolution" in str(traced.graph) or "aten::conv2d" in str(traced.graph)
 
 
+def test_torch_compile_traces_the_backbone_in_one_graph_with_eager_outputs_and_gradients():
+    """Ultralytics' ``compile=True`` wraps the model in torch.compile: no graph break, same numbers as eager."""
+    from ultralytics_convmixer.modules import ConvMixerBackbone
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    eager = ConvMixerBackbone(3, [16, 24, 32], [2, 1, 1], 9, "hierarchical", "silu", True, "conv-bn-act").train()
+    compiled_copy = copy.deepcopy(eager)
+    rec = ReasonRecorder()
+    # aot_eager: Dynamo and AOTAutograd as in Inductor, without its C++ compile (minutes on 2 cores).
+    compiled = torch.compile(compiled_copy, backend="aot_eager", fullgraph=True)  # fullgraph: a break would raise
+    x = torch.randn(2, 3, 64, 96)
+    outputs = [eager(x), compiled(x)]
+    for a, b in zip(*outputs):
+        torch.testing.assert_close(b, a)
+    for out in outputs:
+        sum(level.square().mean() for level in out).backward()
+    for (name, a), b in zip(eager.named_parameters(), compiled_copy.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)
+    torch.compile(rec, backend="aot_eager", fullgraph=True)(torch.randn(1, 4, 10, 10))
+    assert rec.reasons and all("torch.compile" in r for r in rec.reasons)
+
+
 def test_onnx_export_has_only_standard_ops():
     onnx = pytest.importorskip("onnx")
     model = nn.Sequential(DepthwiseConv2d(8, 9), nn.GELU(), nn.Conv2d(8, 8, 1)).eval()
