@@ -22,7 +22,7 @@ TASKS = {"detect": ("", ""), "segment": ("-seg", "-seg"), "pose": ("-pose", "-po
          "classify": ("-cls", "-cls")}  # fmt: skip
 # Alternatives to the packaged hierarchical backbone, each at depths that land near the stock budget.
 DESIGNS = {
-    "hierarchical [512,768,1024] x [15,9,6] (default)": None,
+    "hierarchical [512,768,1024] x [14,9,6] (default)": None,
     "hierarchical [256,512,1024] x [46,30,15] (deep, narrow)": ([256, 512, 1024], [46, 30, 15], 7, "hierarchical"),
     "isotropic16 [6,30,6], trunk 768": ([256, 768, 1024], [6, 30, 6], 7, "isotropic16"),
     "isotropic16 [4,16,4], trunk 768": ([256, 768, 1024], [4, 16, 4], 7, "isotropic16"),

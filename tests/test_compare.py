@@ -282,7 +282,10 @@ def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
     state_path(tmp_path, spec.name).write_text(json.dumps(state), encoding="utf-8")
     assert load_done(tmp_path, spec, run_config(spec, data, {"epochs": 1})) == state["train"]
 
-    yaml_file.write_text(yaml_file.read_text(encoding="utf-8").replace("[15, 9, 6]", "[15, 9, 3]"), encoding="utf-8")
+    text = yaml_file.read_text(encoding="utf-8")
+    edited = text.replace("[14, 9, 6], 3, hierarchical", "[14, 9, 3], 3, hierarchical")  # fewer P5 blocks
+    assert edited != text, "the packaged YAML's backbone row changed: edit another argument here"
+    yaml_file.write_text(edited, encoding="utf-8")
     assert load_done(tmp_path, spec, run_config(spec, data, {"epochs": 1})) is None
     assert "yolov8n-mine: settings changed since the last run; training again" in capsys.readouterr().out
 
