@@ -1,4 +1,4 @@
-"""Shared fixtures: offline Ultralytics, the real datasets beside the checkout, and scratch copies of them."""
+"""Shared fixtures: offline Ultralytics, the real datasets beside the checkout, and scratch copies of them; helpers."""
 
 import os
 import shutil
@@ -33,6 +33,21 @@ def real_dataset(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     for cache in target.rglob("*.cache"):
         cache.unlink()
     return target / f"{name}.yaml"
+
+
+def with_running_statistics(module):
+    """Give every BatchNorm non-trivial statistics and affine parameters, so folding them is a real test; eval mode."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            c = bn.num_features
+            bn.running_mean.copy_(torch.randn(c, generator=generator))
+            bn.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
+            bn.weight.copy_(torch.randn(c, generator=generator))
+            bn.bias.copy_(torch.randn(c, generator=generator))
+    return module.eval()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from ultralytics_convmixer.modules import (
     fold_batchnorm,
 )
 
+from conftest import with_running_statistics
+
 
 def test_paper_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order():
     torch.manual_seed(0)
@@ -64,7 +66,7 @@ def test_conv_bn_act_order_puts_each_batchnorm_between_its_conv_and_activation()
 @pytest.mark.parametrize("shortcut", [True, False])
 def test_conv_bn_add_act_order_adds_each_residual_before_the_activation(shortcut):
     torch.manual_seed(0)
-    block = _with_running_statistics(ConvMixerBlock(16, k=5, act="relu", shortcut=shortcut, order="conv-bn-add-act"))
+    block = with_running_statistics(ConvMixerBlock(16, k=5, act="relu", shortcut=shortcut, order="conv-bn-add-act"))
     x = torch.randn(2, 16, 11, 13)
     relu = torch.nn.functional.relu
     mixed = relu(x + block.bn1(block.dw(x)))  # as ResNet: act(x + BN(conv(x)))
@@ -89,23 +91,11 @@ def test_block_pickled_before_order_existed_keeps_the_paper_order():
     assert torch.allclose(restored(x), mixed + restored.bn2(torch.nn.functional.silu(restored.pw(mixed))), atol=1e-6)
 
 
-def _with_running_statistics(module: nn.Module) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine parameters, so folding them is a real test."""
-    generator = torch.Generator().manual_seed(0)
-    for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
-        c = bn.num_features
-        bn.running_mean.copy_(torch.randn(c, generator=generator))
-        bn.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-        bn.weight.data.copy_(torch.randn(c, generator=generator))
-        bn.bias.data.copy_(torch.randn(c, generator=generator))
-    return module.eval()
-
-
 @pytest.mark.parametrize("order", ["conv-bn-act", "conv-bn-add-act"])
 @pytest.mark.parametrize("design", ["hierarchical", "isotropic16", "isotropic8"])
 def test_fold_batchnorm_removes_every_batchnorm_of_a_conv_bn_act_backbone_and_keeps_its_outputs(design, order):
     backbone = ConvMixerBackbone(3, (16, 24, 40), (1, 2, 1), k=5, design=design, act="silu", order=order)
-    backbone = _with_running_statistics(backbone)
+    backbone = with_running_statistics(backbone)
     batchnorms = sum(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())
     depthwise = [m for m in backbone.modules() if isinstance(m, DepthwiseConv2d)]
     x = torch.randn(2, 3, 64, 96)
@@ -120,8 +110,8 @@ def test_fold_batchnorm_removes_every_batchnorm_of_a_conv_bn_act_backbone_and_ke
 
 
 def test_fold_batchnorm_leaves_the_paper_order_alone_since_its_batchnorm_follows_the_activation():
-    backbone = _with_running_statistics(ConvMixerBackbone(3, (16, 24, 40), (1, 1, 1), k=3))
-    stage = _with_running_statistics(ConvMixerStage(8, 16, n=1, k=3))
+    backbone = with_running_statistics(ConvMixerBackbone(3, (16, 24, 40), (1, 1, 1), k=3))
+    stage = with_running_statistics(ConvMixerStage(8, 16, n=1, k=3))
     before = copy.deepcopy(backbone.state_dict())
     assert fold_batchnorm(backbone) == 0 and fold_batchnorm(stage) == 0
     assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())

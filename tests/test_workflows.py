@@ -16,7 +16,7 @@ import pytest
 import torch
 from ultralytics import YOLO
 
-from conftest import real_dataset
+from conftest import real_dataset, with_running_statistics
 
 pytestmark = pytest.mark.slow
 TRAIN = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
@@ -210,25 +210,13 @@ def _tensors(output):
             yield from _tensors(value)
 
 
-def _randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
-    """Give every BatchNorm statistics and affine terms far from the identity, so that folding them is exercised."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.uniform_(-0.5, 0.5, generator=g)
-
-
 @pytest.mark.parametrize("suffix", ["", "-seg", "-pose", "-obb", "-cls"])
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_every_task_exports_and_the_export_computes_what_pytorch_does(fmt, suffix):
     """Each packaged head exports; ONNX with dynamic=True runs at another batch and size than it was exported at."""
     torch.manual_seed(0)
     model = YOLO(f"yolov8n-convmixer{suffix}.yaml")
-    _randomize_batchnorm(model.model)
+    with_running_statistics(model.model)
     exported = model.export(format=fmt, imgsz=64, dynamic=fmt == "onnx", device="cpu")
     reference = model.model.float().eval()  # unfused: the export's folded BatchNorms must compute what BN does
     # Exported at 64 x 64, batch 1; the dynamic ONNX graph must also take batch 2 at a non-square size.
