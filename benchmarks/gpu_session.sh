@@ -9,7 +9,7 @@ stages=${*:-kernels models compare}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 for stage in $stages; do
   case $stage in
-    kernels)  # 9x9 vs cuDNN 7x7 on the four issue shapes, float64 gradient checks for every k and dtype
+    kernels)  # 9x9 vs cuDNN 7x7 on the four issue shapes, float64 gradient checks for every k and dtype, Inductor
       python3 benchmarks/kernels.py --check --out "$out/kernels.json" ;;
     models)   # train step bs32@640 AMP, fp16 inference bs1/bs32, peak memory; ratios to stock yolov8, same process
       python3 benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --runs 20 --out "$out/models.json" ;;

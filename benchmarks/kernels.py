@@ -12,7 +12,8 @@ grad_x, i.e. 2 and 5 tensor passes) at the bandwidth of a large device copy (or 
 to the floor and to cuDNN with k = 7 (the largest kernel cuDNN runs fast: the alternative to a fast k = 9).
 
 ``--check`` compares values and all gradients with float64 ``F.conv2d`` for every supported kernel size, dtype and
-layout, checks that the weight gradient is bit-identical across calls and that the dispatcher picks the fast path.
+layout, checks that the weight gradient is bit-identical across calls, that the dispatcher picks the fast path and, on
+CUDA, that torch.compile with Inductor keeps it (the custom operator, not ``aten.convolution``) with eager numbers.
 
 Examples::
 
@@ -22,6 +23,7 @@ Examples::
 """
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -196,7 +198,7 @@ def check_one(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, devi
     layout = torch.channels_last if channels_last else torch.contiguous_format
     row = {"shape": list(shape), "k": k, "dtype": str(dtype).split(".")[-1], "channels_last": channels_last}
     for key, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), got, [y_ref.detach(), *(t.grad for t in ref)]):
-        row[key] = ((a.double() - b).abs().max() / b.abs().max()).item()
+        row[key] = relative_error(a, b)
     row["deterministic"] = torch.equal(got[2], weight.grad) and torch.equal(got[3], bias.grad)
     row["layout_ok"] = y.is_contiguous(memory_format=layout) and got[1].is_contiguous(memory_format=layout)
     row["ok"] = row["deterministic"] and row["layout_ok"] and max(row[key] for key in ERR_KEYS) <= TOLERANCE[dtype]
@@ -204,6 +206,12 @@ def check_one(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, devi
 
 
 ERR_KEYS = ("y", "grad_x", "grad_w", "grad_b")
+
+
+def relative_error(a: torch.Tensor, ref: torch.Tensor) -> float:
+    """Largest absolute difference over the largest magnitude of ``ref``, in float64."""
+    ref = ref.double()
+    return ((a.double() - ref).abs().max() / ref.abs().max()).item()
 
 
 def check_all(device: torch.device, ks: Sequence[int]) -> dict:
@@ -248,6 +256,9 @@ def check_all(device: torch.device, ks: Sequence[int]) -> dict:
         dispatch["autocast_output_dtype"] = str(y.dtype)
         if dispatch["cuda"] is not None or dispatch["autocast_fp16"] is not None or y.dtype != torch.float16:
             failures.append({"dispatch": dispatch})
+        dispatch["compile"] = check_compile(module, x)
+        if not dispatch["compile"]["ok"]:
+            failures.append({"compile": dispatch["compile"]})
     max_err = {
         name: max((max(r[key] for key in ERR_KEYS) for r in results if r["dtype"] == name), default=None)
         for name in ("float32", "float16", "bfloat16")
@@ -256,6 +267,46 @@ def check_all(device: torch.device, ks: Sequence[int]) -> dict:
     return dict(
         path=path, shape=list(shape), max_rel_err=max_err, failures=failures, dispatch=dispatch, results=results
     )
+
+
+def check_compile(module: DepthwiseConv2d, x: torch.Tensor) -> dict:
+    """Check that Inductor (Ultralytics' ``compile=True``) keeps the Triton path and computes what eager mode does.
+
+    The graph Dynamo hands to Inductor must call the custom operator, not ``aten.convolution``; outputs and gradients
+    under fp16 autocast must match the eager module's.
+    """
+    from torch._inductor.compile_fx import compile_fx
+
+    graphs = []
+
+    def inductor_keeping_graph(gm, example_inputs):
+        graphs.append(gm)
+        return compile_fx(gm, example_inputs)
+
+    torch._dynamo.reset()
+    module.zero_grad()
+    compiled_module = copy.deepcopy(module)
+    compiled = torch.compile(compiled_module, backend=inductor_keeping_graph, fullgraph=True)
+    t0 = time.perf_counter()
+    outputs = []
+    for m in (module, compiled):
+        with torch.autocast("cuda", dtype=torch.float16):
+            y = m(x)
+        y.float().square().mean().backward()
+        outputs.append(y.float())
+    targets = [str(node.target) for gm in graphs for node in gm.graph.nodes if node.op == "call_function"]
+    report = {
+        "seconds": time.perf_counter() - t0,
+        "graph_ops": sorted(set(targets)),
+        "output_rel_err": relative_error(outputs[1], outputs[0]),
+        "weight_grad_rel_err": relative_error(compiled_module.weight.grad, module.weight.grad),
+    }
+    uses_op = any("ultralytics_convmixer.depthwise_conv2d" in t for t in targets)
+    uses_aten_conv = any("conv" in t and "ultralytics_convmixer" not in t for t in targets)
+    errors_ok = max(report["output_rel_err"], report["weight_grad_rel_err"]) <= TOLERANCE[torch.float16]
+    report["ok"] = uses_op and not uses_aten_conv and errors_ok
+    module.zero_grad()
+    return report
 
 
 def fmt(v: Optional[float], digits: int = 2) -> str:

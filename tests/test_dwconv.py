@@ -230,8 +230,10 @@ def test_torch_compile_traces_the_backbone_in_one_graph_with_eager_outputs_and_g
         sum(level.square().mean() for level in out).backward()
     for (name, a), b in zip(eager.named_parameters(), compiled_copy.parameters()):
         torch.testing.assert_close(b.grad, a.grad, msg=name)
-    torch.compile(rec, backend="aot_eager", fullgraph=True)(torch.randn(1, 4, 10, 10))
-    assert rec.reasons and all("torch.compile" in r for r in rec.reasons)
+    # Compiling does not change the dispatcher's decision (on CUDA the Triton kernels run as custom operators).
+    x = torch.randn(1, 4, 10, 10)
+    torch.compile(rec, backend="aot_eager", fullgraph=True)(x)
+    assert rec.reasons == [fast_path_reason(x, rec.dw)] == ["input is on cpu, not CUDA"]
 
 
 def test_onnx_export_has_only_standard_ops():
@@ -343,6 +345,109 @@ def test_triton_kernels_under_interpreter():
     assert report["cases"] >= 15
 
 
+@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed, so the Triton kernels cannot be checked")
+def test_torch_compile_runs_the_triton_kernels_as_opaque_operators_with_eager_numbers():
+    """Under torch.compile (Ultralytics' ``compile=True``) the 9x9 convolutions still take the Triton path."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, __file__, "compile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["triton_failure"] is None
+    depthwise_layers = 4
+    for run in report["runs"]:  # two input sizes: the second compiles with dynamic shapes
+        # One graph each way, every 9x9 convolution our operator, none left to aten's convolution.
+        assert run["graphs"] == {"forward": 1, "backward": 1}, run
+        assert run["forward_ops"] == {"ultralytics_convmixer.depthwise_conv2d.default": depthwise_layers}, run
+        assert run["backward_ops"] == {"ultralytics_convmixer.depthwise_conv2d_backward.default": depthwise_layers}
+        assert run["kernel_calls"] == {"forward": depthwise_layers, "backward": depthwise_layers}, run
+        assert run["output_error"] < 1e-5 and run["gradient_errors"] == {}, run
+
+
+def _compile_main() -> None:
+    """Compile a 9x9 ConvMixerBackbone under the interpreter; print a JSON report of its graphs as the last line."""
+    from torch._dynamo.backends.common import aot_autograd
+    from torch._functorch.aot_autograd import make_boxed_func
+
+    from ultralytics_convmixer.modules import ConvMixerBackbone
+
+    assert os.environ.get("TRITON_INTERPRET") == "1", "set TRITON_INTERPRET=1"
+    graphs = {"forward": [], "backward": []}
+
+    def keep(kind):
+        def compiler(gm, example_inputs):
+            graphs[kind].append(gm)
+            return make_boxed_func(gm.forward)
+
+        return compiler
+
+    def ops_of(gms):
+        """Count our operators, and aten convolutions (and their backward) with 9x9 filters."""
+        counts = {}
+        for node in (node for gm in gms for node in gm.graph.nodes):
+            name = str(node.target)
+            if name.startswith("aten.convolution"):  # (x, weight, ...) and (grad_y, x, weight, ...)
+                weight = node.args[2 if "backward" in name else 1]
+                if weight.meta["val"].shape[-1] != 9:
+                    continue
+            elif not name.startswith("ultralytics_convmixer."):
+                continue
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    kernel_calls = {"forward": 0, "backward": 0}
+    for kind in kernel_calls:  # count the calls that reach the Triton launch code
+        original = getattr(dwconv, f"_{kind}")
+
+        def counted(*args, _kind=kind, _original=original):
+            kernel_calls[_kind] += 1
+            return _original(*args)
+
+        setattr(dwconv, f"_{kind}", counted)
+    torch.manual_seed(0)
+    eager = ConvMixerBackbone(3, [16, 24, 32], [2, 1, 1], 9, "hierarchical", "silu", True, "conv-bn-act").train()
+    compiled_copy = copy.deepcopy(eager)
+    compiled = torch.compile(
+        compiled_copy, backend=aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")), fullgraph=True
+    )
+    runs = []
+    for shape in ((2, 3, 64, 96), (1, 3, 96, 64)):
+        for store in (graphs, kernel_calls):
+            for kind in store:
+                store[kind] = [] if store is graphs else 0
+        for model in (eager, compiled_copy):
+            model.zero_grad()
+        x = torch.randn(shape)
+        out = compiled(x)
+        sum(level.square().mean() for level in out).backward()
+        calls = dict(kernel_calls)
+        setting = os.environ.get(dwconv.ENV_FAST_DWCONV)
+        os.environ[dwconv.ENV_FAST_DWCONV] = "0"  # the reference: nn.Conv2d
+        ref = eager(x)
+        sum(level.square().mean() for level in ref).backward()
+        os.environ.pop(dwconv.ENV_FAST_DWCONV)
+        if setting is not None:
+            os.environ[dwconv.ENV_FAST_DWCONV] = setting
+        grad_errors = {}
+        for (name, a), b in zip(eager.named_parameters(), compiled_copy.parameters()):
+            try:
+                torch.testing.assert_close(b.grad, a.grad)
+            except AssertionError as error:
+                grad_errors[name] = str(error).splitlines()[-1]
+        runs.append(
+            {
+                "graphs": {kind: len(gms) for kind, gms in graphs.items()},
+                "forward_ops": ops_of(graphs["forward"]),
+                "backward_ops": ops_of(graphs["backward"]),
+                "kernel_calls": calls,
+                "output_error": max((a - b).abs().max().item() for a, b in zip(out, ref)),
+                "gradient_errors": grad_errors,
+            }
+        )
+    print(json.dumps({"runs": runs, "triton_failure": dwconv.triton_failure()}))
+
+
 def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
     return ((a.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
 
@@ -433,4 +538,4 @@ def _interpreter_main() -> None:
 
 
 if __name__ == "__main__":
-    _interpreter_main()
+    _compile_main() if sys.argv[1:] == ["compile"] else _interpreter_main()

@@ -8,7 +8,8 @@ paper's kernel), about 10x slower than k = 7 on an H100 in fp16 channels_last, f
 kernels below compute the same function directly for every odd k from 3 to 13; ``forward`` uses them only when it
 is safe and worth it (see ``fast_path_reason``: by default for the kernels cuDNN is slow at, k >= 9) and otherwise
 calls ``nn.Conv2d.forward``, so exported graphs hold a standard ``Conv`` and CPU results are bit-identical to
-``nn.Conv2d``.
+``nn.Conv2d``. Under ``torch.compile`` the kernels run as the custom operators ``ultralytics_convmixer::
+depthwise_conv2d`` and ``depthwise_conv2d_backward``, opaque nodes of the compiled graphs.
 
 Kernel design (``k`` odd, stride 1, padding ``k // 2``; all accumulation in fp32):
 
@@ -36,7 +37,7 @@ Kernel design (``k`` odd, stride 1, padding ``k // 2``; all accumulation in fp32
 import contextlib
 import os
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -123,8 +124,6 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
         return "ONNX export (the graph must hold a standard Conv)"
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing (the graph must hold a standard convolution)"
-    if torch.compiler.is_compiling():
-        return "torch.compile (Inductor generates its own convolution)"
     k = module.kernel_size
     if k[0] != k[1] or k[0] not in SUPPORTED_KERNELS:
         return f"kernel {tuple(k)} is not square with an odd size in {SUPPORTED_KERNELS}"
@@ -139,7 +138,7 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
         return "not a stride-1, 'same'-padded depthwise convolution"
     if x.dim() != 4 or x.shape[1] != c:
         return f"input shape {tuple(x.shape)} is not (N, {c}, H, W)"  # incl. unbatched 3-D input
-    if not x.is_cuda:
+    if not (x.is_cuda or _interpreting()):  # Triton's interpreter runs the kernels on CPU tensors (for the tests)
         return f"input is on {x.device.type}, not CUDA"
     if module.weight.device != x.device:
         return "input and parameters are on different devices"  # nn.Conv2d raises the proper error
@@ -485,47 +484,129 @@ def _weight_grad(
     return gw.reshape(c, 1, k, k), gb
 
 
+def _layout(nhwc: bool) -> torch.memory_format:
+    return torch.channels_last if nhwc else torch.contiguous_format
+
+
+def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Return the convolution of ``x`` (NCHW or channels_last) by the Triton kernels, in the memory format of ``x``."""
+    nhwc = _is_channels_last(x)
+    x = x.contiguous(memory_format=_layout(nhwc))
+    b = bias.detach().float().contiguous() if bias is not None else None
+    y = _unless_triton_fails(lambda: _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc), x)
+    return y if y is not None else reference_conv(x, weight, bias).contiguous(memory_format=_layout(nhwc))
+
+
+def _backward(
+    grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, has_bias: bool, need: Tuple[bool, bool, bool]
+) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Return the gradients of ``_forward`` that ``need`` asks for (input, weight, bias; None for the others)."""
+    nhwc = _is_channels_last(x)
+    x = x.contiguous(memory_format=_layout(nhwc))  # a no-op for the x that _forward saw
+    grad_y = grad_y.contiguous(memory_format=_layout(nhwc))
+    need = (need[0], need[1], has_bias and need[2])
+    grads = _unless_triton_fails(lambda: _triton_grads(x, weight, grad_y, nhwc, need), x)
+    if grads is not None:
+        return grads
+    c, pad = weight.shape[0], weight.shape[-1] // 2
+    gx, gw, gb = torch.ops.aten.convolution_backward(
+        grad_y, x, weight, [c] if has_bias else None, [1, 1], [pad, pad], [1, 1], False, [0, 0], c, list(need)
+    )
+    return (gx.contiguous(memory_format=_layout(nhwc)) if gx is not None else None), gw, gb
+
+
 class _DepthwiseConv2dFunction(torch.autograd.Function):
     """Autograd wrapper of the Triton kernels; same function and gradients as ``F.conv2d(..., groups=C)``."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-        nhwc = _is_channels_last(x)
-        x = x.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-        b = bias.detach().float().contiguous() if bias is not None else None
         ctx.save_for_backward(x, weight)
-        ctx.nhwc, ctx.has_bias = nhwc, bias is not None
-        y = _unless_triton_fails(lambda: _conv_same(x, _taps(weight, nhwc), b, weight.shape[-1], nhwc), x)
-        return y if y is not None else reference_conv(x, weight, bias)
+        ctx.has_bias = bias is not None
+        return _forward(x, weight, bias)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
         x, weight = ctx.saved_tensors
-        nhwc = ctx.nhwc
-        grad_y = grad_y.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
-        grads = _unless_triton_fails(lambda: _triton_grads(ctx, x, weight, grad_y), x)
-        if grads is not None:
-            return grads
-        need = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
-        c, pad = weight.shape[0], weight.shape[-1] // 2
-        gx, gw, gb = torch.ops.aten.convolution_backward(
-            grad_y, x, weight, [c] if ctx.has_bias else None, [1, 1], [pad, pad], [1, 1], False, [0, 0], c, list(need)
-        )
-        return gx, gw, gb
+        return _backward(grad_y, x, weight, ctx.has_bias, tuple(ctx.needs_input_grad))
 
 
-def _triton_grads(ctx, x: torch.Tensor, weight: torch.Tensor, grad_y: torch.Tensor) -> Tuple[Any, Any, Any]:
-    """Input, weight and bias gradients (None where not needed) from the Triton kernels."""
-    nhwc, k = ctx.nhwc, weight.shape[-1]
+# The same function as a PyTorch custom operator, for torch.compile (Ultralytics' ``compile=True``): Dynamo cannot
+# trace Triton's autotuner or this module's fallback logic, but it keeps a custom operator as one opaque node whose
+# output it knows from the "fake" functions below. Eager calls take the autograd.Function: a custom operator costs
+# ~70 us more per forward plus backward in Python dispatch (measured on the 2-core CI machine).
+@torch.library.custom_op("ultralytics_convmixer::depthwise_conv2d", mutates_args=())
+def _depthwise_conv2d_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return _forward(x, weight, bias)
+
+
+@_depthwise_conv2d_op.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=_layout(_is_channels_last(x)))
+
+
+@torch.library.custom_op("ultralytics_convmixer::depthwise_conv2d_backward", mutates_args=())
+def _depthwise_conv2d_backward_op(
+    grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, has_bias: bool, need: Sequence[bool]
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # An operator returns tensors only: an empty one stands for a gradient that is not needed.
+    grads = _backward(grad_y, x, weight, has_bias, tuple(need))
+    empty = x.new_empty(0)
+    return tuple(g.contiguous(memory_format=m) if g is not None else empty for g, m in zip(grads, _grad_layouts(x)))
+
+
+@_depthwise_conv2d_backward_op.register_fake
+def _(
+    grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, has_bias: bool, need: Sequence[bool]
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    shapes = (x, weight, weight.new_empty(weight.shape[0]))
+    needed = (need[0], need[1], has_bias and need[2])
+    return tuple(
+        torch.empty_like(like, memory_format=m) if wanted else x.new_empty(0)
+        for like, m, wanted in zip(shapes, _grad_layouts(x), needed)
+    )
+
+
+def _grad_layouts(x: torch.Tensor) -> Tuple[torch.memory_format, ...]:
+    """Memory formats of the input, weight and bias gradients, the same for the operator and its fake."""
+    return _layout(_is_channels_last(x)), torch.contiguous_format, torch.contiguous_format
+
+
+def _op_setup_context(ctx, inputs: Tuple[Any, ...], output: torch.Tensor) -> None:
+    x, weight, bias = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+
+
+def _op_backward(ctx, grad_y: torch.Tensor) -> Tuple[Optional[torch.Tensor], ...]:
+    x, weight = ctx.saved_tensors
+    need = [bool(n) for n in ctx.needs_input_grad]
+    grads = _depthwise_conv2d_backward_op(grad_y, x, weight, ctx.has_bias, need)
+    return tuple(g if wanted else None for g, wanted in zip(grads, need))
+
+
+_depthwise_conv2d_op.register_autograd(_op_backward, setup_context=_op_setup_context)
+
+
+def _apply(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Run the Triton path: as the custom operator under torch.compile, as the autograd.Function otherwise."""
+    if torch.compiler.is_compiling():
+        return _depthwise_conv2d_op(x, weight, bias)
+    return _DepthwiseConv2dFunction.apply(x, weight, bias)
+
+
+def _triton_grads(
+    x: torch.Tensor, weight: torch.Tensor, grad_y: torch.Tensor, nhwc: bool, need: Tuple[bool, bool, bool]
+) -> Tuple[Any, Any, Any]:
+    """Input, weight and bias gradients (None where not ``need``-ed) from the Triton kernels."""
+    k = weight.shape[-1]
     gx = gw = gb = None
-    if ctx.needs_input_grad[0]:
+    if need[0]:
         # Input gradient of a "same" correlation = the same correlation with the flipped filter.
         gx = _conv_same(grad_y, _taps(weight, nhwc, flip=True), None, k, nhwc)
-    need_b = ctx.has_bias and ctx.needs_input_grad[2]
-    if ctx.needs_input_grad[1] or need_b:
-        gw, gb = _weight_grad(x, grad_y, k, nhwc, need_b)
-        gw = gw.to(weight.dtype) if ctx.needs_input_grad[1] else None
+    if need[1] or need[2]:
+        gw, gb = _weight_grad(x, grad_y, k, nhwc, need[2])
+        gw = gw.to(weight.dtype) if need[1] else None
         gb = gb.to(weight.dtype) if gb is not None else None
     return gx, gw, gb
 
@@ -574,7 +655,7 @@ def depthwise_conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optiona
     c, k = weight.shape[0], weight.shape[-1]
     if x.dim() != 4 or x.shape[1] != c or tuple(weight.shape) != (c, 1, k, k) or k not in SUPPORTED_KERNELS:
         raise ValueError(f"unsupported depthwise convolution: x {tuple(x.shape)}, weight {tuple(weight.shape)}")
-    return _DepthwiseConv2dFunction.apply(x, weight, bias)
+    return _apply(x, weight, bias)
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -610,7 +691,7 @@ class DepthwiseConv2d(nn.Conv2d):
             dtype = torch.get_autocast_dtype("cuda")
             x, weight = x.to(dtype), weight.to(dtype)
             bias = bias.to(dtype) if bias is not None else None
-        return _DepthwiseConv2dFunction.apply(x, weight, bias)
+        return _apply(x, weight, bias)
 
 
 def reference_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
