@@ -347,7 +347,10 @@ def test_triton_kernels_under_interpreter():
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed, so the Triton kernels cannot be checked")
 def test_torch_compile_runs_the_triton_kernels_as_opaque_operators_with_eager_numbers():
-    """Under torch.compile (Ultralytics' ``compile=True``) the 9x9 convolutions still take the Triton path."""
+    """Under torch.compile (Ultralytics' ``compile=True``) the 9x9 convolutions still take the Triton path.
+
+    torch.export, which traces the same way, gets a standard convolution instead.
+    """
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, __file__, "compile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -363,6 +366,7 @@ def test_torch_compile_runs_the_triton_kernels_as_opaque_operators_with_eager_nu
         assert run["backward_ops"] == {"ultralytics_convmixer.depthwise_conv2d_backward.default": depthwise_layers}
         assert run["kernel_calls"] == {"forward": depthwise_layers, "backward": depthwise_layers}, run
         assert run["output_error"] < 1e-5 and run["gradient_errors"] == {}, run
+    assert report["export_ops"] == ["aten.conv2d.default"]
 
 
 def _compile_main() -> None:
@@ -445,7 +449,10 @@ def _compile_main() -> None:
                 "gradient_errors": grad_errors,
             }
         )
-    print(json.dumps({"runs": runs, "triton_failure": dwconv.triton_failure()}))
+    # torch.export (Ultralytics' ExecuTorch export, dynamo ONNX) must get a standard convolution, not our operator.
+    program = torch.export.export(DepthwiseConv2d(4, 9).eval(), (torch.randn(1, 4, 10, 10),))
+    export_ops = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
+    print(json.dumps({"runs": runs, "export_ops": export_ops, "triton_failure": dwconv.triton_failure()}))
 
 
 def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:

@@ -124,6 +124,8 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
         return "ONNX export (the graph must hold a standard Conv)"
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing (the graph must hold a standard convolution)"
+    if torch.compiler.is_exporting():  # torch.export (ExecuTorch, dynamo ONNX); torch.compile keeps the Triton path
+        return "torch.export (the exported program must hold a standard convolution)"
     k = module.kernel_size
     if k[0] != k[1] or k[0] not in SUPPORTED_KERNELS:
         return f"kernel {tuple(k)} is not square with an odd size in {SUPPORTED_KERNELS}"
