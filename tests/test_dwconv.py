@@ -15,6 +15,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -417,22 +418,18 @@ def _compile_main() -> None:
     )
     runs = []
     for shape in ((2, 3, 64, 96), (1, 3, 96, 64)):
-        for store in (graphs, kernel_calls):
-            for kind in store:
-                store[kind] = [] if store is graphs else 0
+        for kind in graphs:
+            graphs[kind].clear()
+            kernel_calls[kind] = 0
         for model in (eager, compiled_copy):
             model.zero_grad()
         x = torch.randn(shape)
         out = compiled(x)
         sum(level.square().mean() for level in out).backward()
         calls = dict(kernel_calls)
-        setting = os.environ.get(dwconv.ENV_FAST_DWCONV)
-        os.environ[dwconv.ENV_FAST_DWCONV] = "0"  # the reference: nn.Conv2d
-        ref = eager(x)
-        sum(level.square().mean() for level in ref).backward()
-        os.environ.pop(dwconv.ENV_FAST_DWCONV)
-        if setting is not None:
-            os.environ[dwconv.ENV_FAST_DWCONV] = setting
+        with mock.patch.dict(os.environ, {dwconv.ENV_FAST_DWCONV: "0"}):  # the reference: nn.Conv2d
+            ref = eager(x)
+            sum(level.square().mean() for level in ref).backward()
         grad_errors = {}
         for (name, a), b in zip(eager.named_parameters(), compiled_copy.parameters()):
             try:

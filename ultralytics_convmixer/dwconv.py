@@ -514,7 +514,7 @@ def _backward(
     gx, gw, gb = torch.ops.aten.convolution_backward(
         grad_y, x, weight, [c] if has_bias else None, [1, 1], [pad, pad], [1, 1], False, [0, 0], c, list(need)
     )
-    return (gx.contiguous(memory_format=_layout(nhwc)) if gx is not None else None), gw, gb
+    return gx, gw, gb
 
 
 class _DepthwiseConv2dFunction(torch.autograd.Function):
@@ -561,11 +561,11 @@ def _depthwise_conv2d_backward_op(
 def _(
     grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, has_bias: bool, need: Sequence[bool]
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    shapes = (x, weight, weight.new_empty(weight.shape[0]))
+    likes = (x, weight, weight.new_empty(weight.shape[0]))
     needed = (need[0], need[1], has_bias and need[2])
     return tuple(
         torch.empty_like(like, memory_format=m) if wanted else x.new_empty(0)
-        for like, m, wanted in zip(shapes, _grad_layouts(x), needed)
+        for like, m, wanted in zip(likes, _grad_layouts(x), needed)
     )
 
 
