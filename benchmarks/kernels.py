@@ -356,6 +356,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "triton": _triton_version(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
+
+    def save():  # after every step: a run stopped by the GPU session's time limit keeps what it finished
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2))
+
     if args.compile_report:
         result["compile_report"] = compile_report(args.ks, args.dtype)
     if args.check:
@@ -365,6 +371,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"check ({check['path']}, {check['seconds']:.1f} s): max relative error {check['max_rel_err']}")
         for failure in check["failures"]:
             print("CHECK FAILED:", failure)
+        save()
     rows: List[dict] = []
     cudnn_k7: Dict[tuple, float] = {}
     layouts = ["channels_last", "contiguous"] if args.layout == "both" else [args.layout]
@@ -377,7 +384,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for shape in shapes:
                 for k in sorted(args.ks, key=lambda v: v != 7):  # k = 7 first: the cuDNN reference of every row
                     rows.append(bench_row(shape, k, layout, args, device, bandwidth, cudnn_k7))
-                    r = rows[-1]
+                    r, result["rows"] = rows[-1], rows
+                    save()
                     print(
                         f"  {layout} {shape} k={k}: cuDNN {r['cudnn_fwdbwd_ms']:.3f} ms, "
                         f"ours {r['ours_fwdbwd_ms']:.3f} ms (first call {r['ours_first_call_s']:.1f} s)",
@@ -397,9 +405,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     result["triton_failure"] = dwconv.triton_failure()
     if result["triton_failure"]:
         print("TRITON KERNELS FAILED, later rows time the nn.Conv2d fallback:", result["triton_failure"])
+    save()
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
         print(f"wrote {args.out}")
     return 1 if (args.check and result["check"]["failures"]) or result["triton_failure"] else 0
 

@@ -153,6 +153,12 @@ def main():
     device = torch.device(f"cuda:{args.device}" if args.device.isdigit() else args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    meta = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+    }
+    meta.update(imgsz=args.imgsz, batch=args.batch, runs=args.runs, repeats=args.repeats)
+    meta["date"] = time.strftime("%Y-%m-%d")
     rows = []
     for s in args.scales:
         names = [f"yolov8{s}.yaml", f"yolov8{s}-convmixer.yaml", *(scaled_name(v, s) for v in args.variants)]
@@ -174,15 +180,9 @@ def main():
                 r = ours["onnx_cpu_b1_repeat_ratios"]
                 spread = f"median {statistics.median(r):.2f}x, {min(r):.2f}x-{max(r):.2f}x"
                 print(f"{label}: {'onnx_cpu_b1_ms':>16} ratio in {len(r)} repeats: {spread}")
-    meta = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__,
-    }
-    meta.update(imgsz=args.imgsz, batch=args.batch, runs=args.runs, repeats=args.repeats)
-    meta["date"] = time.strftime("%Y-%m-%d")
+        if args.out:  # after every scale: a run stopped by a time limit keeps the scales it finished
+            Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(json.dumps(meta))
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

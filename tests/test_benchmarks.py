@@ -45,6 +45,24 @@ def test_model_benchmark_variants_must_be_named_so_a_scale_letter_picks_the_scal
         models.scaled_name("mine.yaml", "n")
 
 
+def test_model_benchmark_keeps_the_scales_it_finished_when_a_later_scale_is_stopped(tmp_path, monkeypatch):
+    # The GPU session has a hard time limit: a run killed during scale x must still leave n..l in the JSON.
+    models, out = _load_script("models"), tmp_path / "models.json"
+
+    def measure(name, args, device):
+        if name.startswith("yolov8s"):
+            raise KeyboardInterrupt("time limit")  # stands in for the kill
+        return {"model": name, "infer_b1_ms": 2.0 if "convmixer" in name else 4.0}
+
+    monkeypatch.setattr(models, "measure", measure)
+    monkeypatch.setattr(sys, "argv", ["models.py", "--scales", "ns", "--skip-train", "--out", str(out)])
+    with pytest.raises(KeyboardInterrupt):
+        models.main()
+    result = json.loads(out.read_text())
+    assert [r["model"] for r in result["rows"]] == ["yolov8n.yaml", "yolov8n-convmixer.yaml"]
+    assert result["rows"][1]["infer_b1_ms_ratio"] == 0.5 and result["meta"]["device"] == "cpu"
+
+
 def test_budget_script_measures_every_task_against_stock(tmp_path):
     out = tmp_path / "budget.json"
     cmd = [sys.executable, str(BENCHMARKS / "budget.py"), "--scales", "n", "--json", str(out)]

@@ -252,7 +252,7 @@ def test_onnx_export_has_only_standard_ops():
     assert attrs["group"] == 8 and list(attrs["kernel_shape"]) == [9, 9] and list(attrs["pads"]) == [4, 4, 4, 4]
 
 
-def test_benchmark_cpu_smoke(tmp_path):
+def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stopped(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "benchmarks" / "kernels.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -261,6 +261,21 @@ def test_benchmark_cpu_smoke(tmp_path):
     assert bench.main([*argv, "--bandwidth", "10", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert len(result["rows"]) == 4 and all("not CUDA" in row["fast_path_reason"] for row in result["rows"])
+
+    # The GPU session has a hard time limit: a run killed after some rows still leaves them in the JSON.
+    finished_rows, bench_row = [], bench.bench_row
+
+    def stopped_after_two_rows(*args):
+        if len(finished_rows) == 2:
+            raise KeyboardInterrupt("time limit")  # stands in for the kill
+        finished_rows.append(bench_row(*args))
+        return finished_rows[-1]
+
+    bench.bench_row = stopped_after_two_rows
+    out.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        bench.main([*argv, "--bandwidth", "10", "--out", str(out)])
+    assert json.loads(out.read_text())["rows"] == finished_rows
 
 
 # ----------------------------------------------------------------------------------------------------------------------
