@@ -262,20 +262,23 @@ def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stoppe
     result = json.loads(out.read_text())
     assert len(result["rows"]) == 4 and all("not CUDA" in row["fast_path_reason"] for row in result["rows"])
 
-    # The GPU session has a hard time limit: a run killed after some rows still leaves them in the JSON.
-    finished_rows, bench_row = [], bench.bench_row
+    # The GPU session has a hard time limit: a run killed after some rows still leaves them in the JSON, and the rows
+    # that come first are the comparison, 9x9 against cuDNN's 7x7.
+    calls, bench_row = [], bench.bench_row
 
     def stopped_after_two_rows(*args):
-        if len(finished_rows) == 2:
+        if len(calls) == 2:
             raise KeyboardInterrupt("time limit")  # stands in for the kill
-        finished_rows.append(bench_row(*args))
-        return finished_rows[-1]
+        calls.append(args)
+        return bench_row(*args)
 
     bench.bench_row = stopped_after_two_rows
     out.unlink()
     with pytest.raises(KeyboardInterrupt):
-        bench.main([*argv, "--bandwidth", "10", "--out", str(out)])
-    assert json.loads(out.read_text())["rows"] == finished_rows
+        bench.main([*argv, "--ks", "3", "7", "9", "--bandwidth", "10", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["k"], row["layout"]) for row in rows] == [(7, "channels_last"), (9, "channels_last")]
+    assert rows[1]["ours_over_cudnn_k7"] == rows[1]["ours_fwdbwd_ms"] / rows[0]["cudnn_fwdbwd_ms"]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
