@@ -383,6 +383,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # k = 7 first (cuDNN's k = 7 is the reference of every row), then 9 at every shape: the comparison is
         # in even if the time limit stops the run before the other kernel sizes.
         first = [k for k in (7, 9) if k in args.ks]
+        result["rows"] = rows  # the same list: every save() writes the rows finished so far
         for ks in (first, sorted(set(args.ks) - set(first))):
             for layout in layouts:
                 for shape in shapes:
@@ -391,7 +392,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         k7 = cudnn_k7.get((layout, *shape))
                         r["ours_over_cudnn_k7"] = r["ours_fwdbwd_ms"] / k7 if k7 else None
                         rows.append(r)
-                        result["rows"] = rows
                         save()
                         print(
                             f"  {layout} {shape} k={k}: cuDNN {r['cudnn_fwdbwd_ms']:.3f} ms, "
