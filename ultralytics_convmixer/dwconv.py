@@ -506,7 +506,7 @@ def _backward(
     nhwc = _is_channels_last(x)
     x = x.contiguous(memory_format=_layout(nhwc))  # a no-op for the x that _forward saw
     grad_y = grad_y.contiguous(memory_format=_layout(nhwc))
-    need = (need[0], need[1], has_bias and need[2])
+    need = _wanted_grads(has_bias, need)
     grads = _unless_triton_fails(lambda: _triton_grads(x, weight, grad_y, nhwc, need), x)
     if grads is not None:
         return grads
@@ -562,11 +562,15 @@ def _(
     grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, has_bias: bool, need: Sequence[bool]
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     likes = (x, weight, weight.new_empty(weight.shape[0]))
-    needed = (need[0], need[1], has_bias and need[2])
     return tuple(
         torch.empty_like(like, memory_format=m) if wanted else x.new_empty(0)
-        for like, m, wanted in zip(likes, _grad_layouts(x), needed)
+        for like, m, wanted in zip(likes, _grad_layouts(x), _wanted_grads(has_bias, need))
     )
+
+
+def _wanted_grads(has_bias: bool, need: Sequence[bool]) -> Tuple[bool, bool, bool]:
+    """Which of the input, weight and bias gradients to compute, the same for the operator and its fake."""
+    return bool(need[0]), bool(need[1]), has_bias and bool(need[2])
 
 
 def _grad_layouts(x: torch.Tensor) -> Tuple[torch.memory_format, ...]:
