@@ -17,7 +17,21 @@ os.environ["YOLO_CONFIG_DIR"] = str(_SCRATCH / "config")
 
 from ultralytics import settings  # noqa: E402 - after YOLO_CONFIG_DIR
 
+if _SCRATCH.resolve() not in Path(settings.file).resolve().parents:
+    # Ultralytics read its settings location when first imported: here it was imported before this file (by a pytest
+    # plugin, a parent conftest or a script that runs pytest.main), so updating them would rewrite the user's file.
+    shutil.rmtree(_SCRATCH, ignore_errors=True)
+    raise RuntimeError(
+        "Ultralytics was imported before tests/conftest.py could give it scratch settings; the tests would rewrite "
+        f"{settings.file}. Run the tests with `python -m pytest` in a process that has not imported Ultralytics."
+    )
 settings.update(datasets_dir=str(_SCRATCH / "datasets"), runs_dir=str(_SCRATCH / "runs"), weights_dir=str(_SCRATCH))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the scratch settings, datasets and runs once the session ends (every child process has exited)."""
+    shutil.rmtree(_SCRATCH, ignore_errors=True)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("CONVMIXER_DATASETS", ROOT.parent / "shared" / "datasets"))

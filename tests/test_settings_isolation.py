@@ -1,0 +1,54 @@
+"""Running the test suite never rewrites the user's Ultralytics settings and leaves no scratch folder behind."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_TEST = str(ROOT / "tests" / "test_shapes.py") + "::test_flip_idx_is_involution"
+
+
+def _user_settings(tmp_path: Path) -> tuple[Path, bytes]:
+    """Make the settings file of a user whose datasets live elsewhere; return its path and content."""
+    config = tmp_path / "user-config"
+    code = f"from ultralytics import settings; settings.update(datasets_dir={str(tmp_path / 'my-datasets')!r}); "
+    code += "print(settings.file)"
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(config)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, check=True
+    )
+    settings_file = Path(proc.stdout.strip().splitlines()[-1])
+    assert config in settings_file.parents and "my-datasets" in settings_file.read_text(encoding="utf-8")
+    return settings_file, settings_file.read_bytes()
+
+
+def _run_pytest(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run ``code`` (which starts pytest) as that user, with temporary folders made under ``tmp_path/tmpdir``."""
+    scratch_parent = tmp_path / "tmpdir"
+    scratch_parent.mkdir()
+    config = tmp_path / "user-config"
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(config), "TMPDIR": str(scratch_parent)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+
+
+def test_the_suite_uses_scratch_settings_and_removes_them_when_it_ends(tmp_path):
+    settings_file, before = _user_settings(tmp_path)
+    code = f"import sys, pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {FAST_TEST!r}]))"
+    proc = _run_pytest(code, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout
+    assert settings_file.read_bytes() == before
+    assert not list((tmp_path / "tmpdir").glob("convmixer-tests-*")), "the session's scratch folder was left behind"
+
+
+def test_the_suite_refuses_to_run_after_ultralytics_was_imported_with_the_users_settings(tmp_path):
+    settings_file, before = _user_settings(tmp_path)
+    code = f"import ultralytics, sys, pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {FAST_TEST!r}]))"
+    proc = _run_pytest(code, tmp_path)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "Ultralytics was imported before tests/conftest.py could give it scratch settings" in output, output[-3000:]
+    assert str(settings_file) in output  # names the file it protected
+    assert settings_file.read_bytes() == before
+    assert not list((tmp_path / "tmpdir").glob("convmixer-tests-*"))
