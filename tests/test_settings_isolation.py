@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Also on 8.3, whose settings folder follows other rules (/tmp/Ultralytics when YOLO_CONFIG_DIR does not exist).
+pytestmark = pytest.mark.smoke
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST_TEST = str(ROOT / "tests" / "test_shapes.py") + "::test_flip_idx_is_involution"
 
@@ -12,6 +17,7 @@ FAST_TEST = str(ROOT / "tests" / "test_shapes.py") + "::test_flip_idx_is_involut
 def _user_settings(tmp_path: Path) -> tuple[Path, bytes]:
     """Make the settings file of a user whose datasets live elsewhere; return its path and content."""
     config = tmp_path / "user-config"
+    config.mkdir()  # Ultralytics 8.3 falls back to /tmp/Ultralytics when YOLO_CONFIG_DIR does not exist
     code = f"from ultralytics import settings; settings.update(datasets_dir={str(tmp_path / 'my-datasets')!r}); "
     code += "print(settings.file)"
     env = {**os.environ, "YOLO_CONFIG_DIR": str(config)}
