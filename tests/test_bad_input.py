@@ -1,4 +1,7 @@
-"""Wrong plugin rows raise a ValueError naming the YAML file, layer index, module and argument, before any tensor."""
+"""Bad input gets an error naming its file and culprit: wrong plugin rows (layer, module, argument, before any
+tensor) and classify data YAMLs that Ultralytics would misread."""
+
+import itertools
 
 import pytest
 import torch
@@ -48,7 +51,8 @@ CASES = {
     "repeats on the backbone": (backbone(GOOD_BACKBONE.replace("-1, 1,", "-1, 2,")) + HEAD, 0, "ConvMixerBackbone",
                                 r"repeats \(n\) must be 1"),
     "Index channels that match no scaling of the level": (
-        backbone(GOOD_BACKBONE, (256, 300, 1024)) + HEAD, 2, "Index", "selects P4 .* but the row says 300"),
+        backbone(GOOD_BACKBONE, (256, 300, 1024)) + HEAD, 2, "Index",
+        r"selects P4 .* which has 128 channels at scale 'n', but the row says 300; write 512, that level's"),
     "Index level out of range": (
         backbone(GOOD_BACKBONE).replace("[1024, 2]", "[1024, 3]") + HEAD, 3, "Index", "index must be 0..2"),
 }  # fmt: skip
@@ -154,3 +158,48 @@ def test_a_scale_letter_the_yaml_has_no_scale_for_names_the_file_and_its_scales(
     path.write_text(backbone(GOOD_BACKBONE) + HEAD)
     with pytest.raises(ValueError, match=r"yolov8x-small\.yaml: scale 'x' .* is not one of its scales \['n'\]"):
         DetectionModel(str(path), verbose=False)
+
+
+def test_a_classify_data_yaml_naming_split_folders_ultralytics_would_not_read_says_so(tmp_path):
+    import cv2
+    import numpy as np
+    from ultralytics.data.utils import check_cls_dataset
+
+    for split in ("training", "validation", "valid"):  # class folders, so no error would mean classes made of splits
+        (tmp_path / "mycls" / split / "a").mkdir(parents=True)
+    data = tmp_path / "mycls.yaml"
+    data.write_text(f"path: {tmp_path / 'mycls'}\ntrain: training\nval: validation\nnames: [a]\n")
+    with pytest.raises(ValueError, match=r"mycls\.yaml: 'train: training' is not supported .* set 'train: train'"):
+        check_cls_dataset(str(data))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mycls", "mycls.yaml"]  # no split copy was made
+    (tmp_path / "mycls" / "training").rename(tmp_path / "mycls" / "train")  # as asked: now it is read as written
+    data.write_text(f"path: {tmp_path / 'mycls'}\ntrain: train/\nval: validation\ntest:\nnames: [a]\n")
+    for split in ("train", "validation"):
+        cv2.imwrite(str(tmp_path / "mycls" / split / "a" / "x.jpg"), np.zeros((8, 8, 3), np.uint8))
+    dataset = check_cls_dataset(str(data))
+    assert dataset["names"] == {0: "a"} and dataset["val"] == tmp_path / "mycls" / "validation"
+
+
+def test_a_classify_data_yaml_whose_names_are_not_its_class_folders_is_warned_about(tmp_path):
+    import logging
+
+    import cv2
+    import numpy as np
+    from ultralytics.data.utils import check_cls_dataset
+
+    for split, name in itertools.product(("train", "val"), ("cat", "dog")):
+        (tmp_path / "pets" / split / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "pets" / split / name / "x.jpg"), np.zeros((8, 8, 3), np.uint8))
+    data = tmp_path / "pets.yaml"
+    warnings = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logging.getLogger("ultralytics").addHandler(handler)
+    try:
+        for names in ("[cat, dog]", "{0: cat, 1: dog}", "[dog, cat]"):
+            data.write_text(f"path: {tmp_path / 'pets'}\ntrain: train\nval: val\nnames: {names}\n")
+            assert check_cls_dataset(str(data))["names"] == {0: "cat", 1: "dog"}  # the folders decide
+    finally:
+        logging.getLogger("ultralytics").removeHandler(handler)
+    (warning,) = [w for w in warnings if "class folders" in w]  # only for the names in another order
+    assert f"{data}: its names {{0: 'dog', 1: 'cat'}} are not the class folders {{0: 'cat', 1: 'dog'}}" in warning

@@ -159,6 +159,16 @@ def test_dispatcher_env_var(monkeypatch):
     assert "disabled" not in (fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), m) or "")
 
 
+@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
+def test_dispatcher_under_autocast_takes_fp32_parameters_but_not_float64_ones(monkeypatch):
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda device_type=None: device_type == "cuda")
+    monkeypatch.setattr(torch, "get_autocast_dtype", lambda device_type: torch.float16)
+    x = FakeCudaTensor((2, 8, 20, 20))
+    assert fast_path_reason(x, DepthwiseConv2d(8, 9)) is None  # autocast casts both to fp16, as for F.conv2d
+    # autocast leaves float64 alone, so F.conv2d would get fp16 input and float64 weights and raise
+    assert "dtypes differ" in fast_path_reason(x, DepthwiseConv2d(8, 9).double())
+
+
 @pytest.mark.parametrize("k", [1, 2, 4, 8, 15])
 def test_dispatcher_unsupported_kernels(k):
     assert "kernel" in fast_path_reason(FakeCudaTensor((2, 8, 20, 20)), DepthwiseConv2d(8, k))

@@ -22,7 +22,7 @@ from conftest import with_running_statistics
 
 def test_paper_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order():
     torch.manual_seed(0)
-    block = ConvMixerBlock(16, k=5, shortcut=False).eval()
+    block = with_running_statistics(ConvMixerBlock(16, k=5, shortcut=False))
     x = torch.randn(2, 16, 11, 13)
     mixed = x + block.bn1(torch.nn.functional.gelu(block.dw(x)))  # residual around depthwise -> GELU -> BN only
     expected = block.bn2(torch.nn.functional.gelu(block.pw(mixed)))  # pointwise -> GELU -> BN, no residual
@@ -32,7 +32,7 @@ def test_paper_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order
 
 def test_default_block_adds_a_residual_around_the_pointwise_half_too():
     torch.manual_seed(0)
-    block = ConvMixerBlock(16, k=5).eval()
+    block = with_running_statistics(ConvMixerBlock(16, k=5))
     x = torch.randn(2, 16, 11, 13)
     mixed = x + block.bn1(torch.nn.functional.gelu(block.dw(x)))
     expected = mixed + block.bn2(torch.nn.functional.gelu(block.pw(mixed)))
@@ -50,12 +50,12 @@ def test_stage_and_backbone_pass_shortcut_to_every_block(shortcut):
 
 def test_conv_bn_act_order_puts_each_batchnorm_between_its_conv_and_activation():
     torch.manual_seed(0)
-    block = ConvMixerBlock(16, k=5, act="silu", order="conv-bn-act").eval()
+    block = with_running_statistics(ConvMixerBlock(16, k=5, act="silu", order="conv-bn-act"))
     x = torch.randn(2, 16, 11, 13)
     mixed = x + torch.nn.functional.silu(block.bn1(block.dw(x)))
     expected = mixed + torch.nn.functional.silu(block.bn2(block.pw(mixed)))
     assert torch.allclose(block(x), expected, atol=1e-6)
-    embed = PatchEmbed(3, 8, p=2, act="silu", order="conv-bn-act").eval()
+    embed = with_running_statistics(PatchEmbed(3, 8, p=2, act="silu", order="conv-bn-act"))
     image = torch.randn(1, 3, 8, 8)
     assert torch.allclose(embed(image), torch.nn.functional.silu(embed.bn(embed.conv(image))), atol=1e-6)
     stage = ConvMixerStage(8, 16, n=1, k=3, order="conv-bn-act")
@@ -73,7 +73,8 @@ def test_conv_bn_add_act_order_adds_each_residual_before_the_activation(shortcut
     pointwise = block.bn2(block.pw(mixed))
     expected = relu(mixed + pointwise) if shortcut else relu(pointwise)
     assert torch.allclose(block(x), expected, atol=1e-6)
-    embed = PatchEmbed(3, 8, p=2, act="relu", order="conv-bn-add-act").eval()  # no residual: conv -> BN -> act
+    # no residual in the embedding: conv -> BN -> act
+    embed = with_running_statistics(PatchEmbed(3, 8, p=2, act="relu", order="conv-bn-add-act"))
     image = torch.randn(1, 3, 8, 8)
     assert torch.allclose(embed(image), relu(embed.bn(embed.conv(image))), atol=1e-6)
     stage = ConvMixerStage(8, 16, n=1, k=3, act="relu", order="conv-bn-add-act")
@@ -82,7 +83,7 @@ def test_conv_bn_add_act_order_adds_each_residual_before_the_activation(shortcut
 
 def test_block_pickled_before_order_existed_keeps_the_paper_order():
     torch.manual_seed(0)
-    block = ConvMixerBlock(8, k=3, act="silu").eval()
+    block = with_running_statistics(ConvMixerBlock(8, k=3, act="silu"))
     del block.__dict__["order"]  # what unpickling a block saved by a release without ``order`` gives
     restored = pickle.loads(pickle.dumps(block))
     assert "order" not in vars(restored) and restored.order == "conv-act-bn"
@@ -105,6 +106,7 @@ def test_fold_batchnorm_removes_every_batchnorm_of_a_conv_bn_act_backbone_and_ke
         folded = backbone(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())
     assert [m for m in backbone.modules() if isinstance(m, DepthwiseConv2d)] == depthwise  # same objects, fast path
+    assert not any(p.requires_grad for p in backbone.parameters())  # frozen, as Ultralytics' fuse leaves its layers
     for got, want in zip(folded, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 

@@ -240,9 +240,22 @@ def test_a_fresh_interpreter_sees_the_plugin_without_importing_it():
 
 
 def test_without_the_start_up_hook_stock_ultralytics_does_not_know_the_module():
-    code = "from ultralytics.nn.tasks import DetectionModel; DetectionModel('yolov8n-convmixer.yaml', verbose=False)"
+    packaged = integration.model_yaml("yolov8n-convmixer.yaml")  # by path: finding it by name is the plugin's work too
+    code = f"from ultralytics.nn.tasks import DetectionModel; DetectionModel({str(packaged)!r}, verbose=False)"
     result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
-    assert result.returncode != 0  # proves the hook, not an accidental import, makes the other tests pass
+    # proves the hook, not an accidental import, makes the other tests pass
+    assert result.returncode != 0 and "KeyError: 'ConvMixerBackbone'" in result.stderr, result.stderr[-2000:]
+
+
+def test_the_import_hook_keeps_ultralytics_loaders_copyable_and_picklable():
+    import copy
+    import pickle
+
+    import ultralytics.utils.ops as ops
+
+    loader = ops.__loader__  # wrapped by the start-up hook; copy and pickle build it without calling __init__
+    for clone in (copy.copy(loader), pickle.loads(pickle.dumps(loader))):
+        assert clone.get_filename(ops.__name__) == loader.get_filename(ops.__name__) == ops.__file__
 
 
 def test_wheel_ships_the_yamls_and_the_start_up_hook(tmp_path):

@@ -56,6 +56,8 @@ class _NotifyingLoader(Loader):
         _after_import(module)
 
     def __getattr__(self, name):  # get_source, get_filename, get_resource_reader, ... for inspect and importlib
+        if name == "loader":  # not set yet (copy and pickle build the object without __init__): no recursion
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
 

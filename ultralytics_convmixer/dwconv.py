@@ -145,9 +145,11 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     if module.weight.device != x.device:
         return "input and parameters are on different devices"  # nn.Conv2d raises the proper error
     dtype = x.dtype
-    if dtype in SUPPORTED_DTYPES and torch.is_autocast_enabled("cuda"):
+    param_dtypes = {p.dtype for p in (module.weight, module.bias) if p is not None}
+    # Autocast casts the input and parameters of a convolution to its dtype, but leaves float64 ones as they are.
+    if torch.is_autocast_enabled("cuda") and param_dtypes | {dtype} <= set(SUPPORTED_DTYPES):
         dtype = torch.get_autocast_dtype("cuda")  # what nn.Conv2d would compute in
-    elif module.weight.dtype != dtype or (module.bias is not None and module.bias.dtype != dtype):
+    elif param_dtypes != {dtype}:
         return "input and parameter dtypes differ"  # nn.Conv2d raises the proper error
     if dtype not in SUPPORTED_DTYPES:
         return f"dtype {dtype} is not one of {SUPPORTED_DTYPES}"

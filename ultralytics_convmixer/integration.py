@@ -28,7 +28,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -47,7 +47,7 @@ PLUGIN_MODULES: Dict[str, type] = {
 SAFE_GLOBALS = [*PLUGIN_MODULES.values(), cm.FeatureSpec, cm._Resample, DepthwiseConv2d]
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _registered = False
-_register_lock = threading.RLock()  # reentrant: register() imports ultralytics.nn.tasks, whose hook calls register()
+_register_lock = threading.Lock()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -138,16 +138,19 @@ def _rebind(module) -> None:
 def register() -> None:
     """Register the plugin with Ultralytics in this process; idempotent, ImportError on an unsupported release."""
     global _registered
-    with _register_lock:
-        if _registered:
-            return
-        import ultralytics.nn.tasks as tasks  # with the start-up hook installed, this may run register() itself
+    # Imported before taking the lock: with the start-up hook installed, the import runs register() itself, and a
+    # thread importing it at the same time holds Python's lock on the module while its hook waits for ours.
+    import ultralytics.nn.tasks as tasks
 
+    with _register_lock:
         if _registered:
             return
         for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "LOGGER"):
             _require(tasks, name)
         _require(_require(tasks, "BaseModel"), "fuse")
+        data_utils = sys.modules.get("ultralytics.data.utils")
+        if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):  # else: patched once it has loaded
+            _require_data_utils(data_utils)  # before any change, so a failure leaves nothing half registered
         for name, cls in PLUGIN_MODULES.items():
             setattr(tasks, name, cls)
         _replace_everywhere(tasks, "parse_model", _wrap(tasks.parse_model, _parse_model))
@@ -157,8 +160,7 @@ def register() -> None:
         if hasattr(torch.serialization, "add_safe_globals"):
             torch.serialization.add_safe_globals(SAFE_GLOBALS)
         _registered = True
-        data_utils = sys.modules.get("ultralytics.data.utils")
-        if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):  # else: patched once it has loaded
+        if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):
             _patch_data_utils(data_utils)
 
 
@@ -174,10 +176,14 @@ def _patch_data_utils(data_utils) -> None:
     """Let packaged data YAMLs resolve by bare name and classify data YAMLs work (see the module docstring)."""
     if "check_det_dataset" in _wrappers:
         return
-    for name in ("check_det_dataset", "check_cls_dataset"):
-        _require(data_utils, name)
+    _require_data_utils(data_utils)
     _replace_everywhere(data_utils, "check_det_dataset", _wrap(data_utils.check_det_dataset, _check_det_dataset))
     _replace_everywhere(data_utils, "check_cls_dataset", _wrap(data_utils.check_cls_dataset, _check_cls_dataset))
+
+
+def _require_data_utils(data_utils) -> None:
+    for name in ("check_det_dataset", "check_cls_dataset"):
+        _require(data_utils, name)
 
 
 def _wrap(original: Callable, replacement: Callable) -> Callable:
@@ -240,9 +246,12 @@ def _check_det_dataset(original: Callable, dataset, *args, **kwargs):
 def _check_cls_dataset(original: Callable, dataset, *args, **kwargs):
     """Accept a classify data YAML (``path``, ``download``): generate it if needed and pass its directory on."""
     dataset = _packaged_data(dataset)
-    if str(dataset).lower().endswith((".yaml", ".yml")) and Path(dataset).is_file():
-        dataset = _classify_root(Path(dataset))
-    return original(dataset, *args, **kwargs)
+    if not (str(dataset).lower().endswith((".yaml", ".yml")) and Path(dataset).is_file()):
+        return original(dataset, *args, **kwargs)
+    root, data = _classify_root(Path(dataset))
+    result = original(root, *args, **kwargs)
+    _warn_if_names_differ(data, result["names"], dataset)
+    return result
 
 
 def dataset_root(data: dict, yaml_file: Path) -> Path:
@@ -259,19 +268,53 @@ def dataset_root(data: dict, yaml_file: Path) -> Path:
     return root.resolve()
 
 
-def _classify_root(yaml_file: Path) -> Path:
-    """Resolve a classify data YAML's dataset root (see :func:`dataset_root`), running ``download`` if needed."""
+# The split folders Ultralytics' classify trainer looks for under a dataset root, by data YAML key.
+_CLASSIFY_SPLITS = {"train": ("train",), "val": ("val", "validation", "valid", "test"), "test": ("test",)}
+
+
+def _check_classify_splits(data: dict, yaml_file: Path) -> None:
+    """Refuse split keys naming folders Ultralytics would not read; it would quietly take other folders instead."""
+    for key, folders in _CLASSIFY_SPLITS.items():
+        if data.get(key) and Path(str(data[key])).as_posix().strip("/") not in folders:  # `test:` is often left empty
+            raise ValueError(
+                f"{yaml_file}: '{key}: {data[key]}' is not supported for classification. Ultralytics' classify trainer "
+                f"reads the class folders under the dataset root's {' or '.join(folders)} folder; rename the folder "
+                f"and set '{key}: {folders[0]}'."
+            )
+
+
+def _warn_if_names_differ(data: dict, folder_names: dict, yaml_file) -> None:
+    """Warn when a classify YAML's ``names`` are not its class folders: Ultralytics takes the folders' names."""
+    names = data.get("names")
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    if names and [str(v) for v in names.values()] != list(folder_names.values()):
+        from ultralytics.utils import LOGGER
+
+        LOGGER.warning(
+            f"{yaml_file}: its names {names} are not the class folders {folder_names}; Ultralytics' classify trainer "
+            "numbers and names the classes after the folders (sorted), so the model gets the folders' names"
+        )
+
+
+def _classify_root(yaml_file: Path) -> Tuple[Path, dict]:
+    """Resolve a classify data YAML's dataset root (see :func:`dataset_root`), running ``download`` if needed.
+
+    Returns:
+        (Tuple[Path, dict]): The dataset root and the YAML's contents.
+    """
     from ultralytics.utils import YAML
 
     data = YAML.load(yaml_file)
+    _check_classify_splits(data, yaml_file)
     root = dataset_root(data, yaml_file)
-    if not (root / str(data.get("train", "train"))).is_dir():
+    if not (root / "train").is_dir():
         script = data.get("download")
         if not script:
             raise FileNotFoundError(f"{yaml_file}: classify dataset not found at {root} and the YAML has no download")
         data["path"] = root
         exec(script, {"yaml": data})  # noqa: S102 - same contract as Ultralytics' detect data YAMLs
-    return root.resolve()
+    return root.resolve(), data
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -373,12 +416,13 @@ class _Planner:
         self.tasks, self.file = tasks, d.get("yaml_file", "<model dict>")
         self.nc = d.get("nc")
         self.depth, self.width, self.max_channels = self._scaling(d, self.file)
-        self.scale = d.get("scale") or ""
+        self.scale = d.get("scale") or next(iter(d.get("scales") or {}), "")  # the one _scaling uses
         self.rows: List[list] = []
         self.built: Dict[int, nn.Module] = {}
         self.names: Dict[int, str] = {}
         self.table: Dict[str, str] = {}
         self.channels: List[Any] = []  # output channels per layer: int, list (multi-output backbone) or None
+        self.written_levels: Dict[int, list] = {}  # ConvMixerBackbone layer -> its channels as the YAML writes them
         for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
             inputs = [ch_in] if i == 0 else self.channels
             self._check_module_name(i, m)
@@ -445,10 +489,13 @@ class _Planner:
         if missing:
             raise PlanError(f"{where}: missing argument {missing[0]} (arguments: {names})")
         n_ = self._scale_depth(n)
+        written_levels = kwargs.get("channels")  # _build replaces it with the scaled list
         try:
             module = self._build(m, cls, c1, n, n_, kwargs)
         except (ValueError, TypeError) as e:
             raise PlanError(f"{where}: {e}") from None
+        if m == "ConvMixerBackbone":
+            self.written_levels[i] = written_levels
         last = module[-1] if isinstance(module, nn.Sequential) else module
         c2 = module.out_channels if m == "ConvMixerBackbone" else last.c2
         shown = [c1, *(kwargs[k] for k in inspect.signature(cls).parameters if k in kwargs)]
@@ -524,10 +571,12 @@ class _Planner:
             or not isinstance(written, int)
             or actual not in {written, self._scale_channels(written)}
         ):
+            backbone = f % len(self.channels)
+            at_scale = f" at scale '{self.scale}'" if self.scale else ""
             raise PlanError(
-                f"{where}: selects P{level + 3} of the ConvMixerBackbone (layer {f % len(self.channels)}), which has "
-                f"{actual} channels at scale '{self.scale}', but the row says {written!r}; write the backbone's "
-                "unscaled channel count for that level"
+                f"{where}: selects P{level + 3} of the ConvMixerBackbone (layer {backbone}), which has {actual} "
+                f"channels{at_scale}, but the row says {written!r}; write {self.written_levels[backbone][level]}, that "
+                "level's channels as the backbone row gives them (before scaling, so the row fits every scale)"
             )
         row[3] = [actual, level]
         return actual

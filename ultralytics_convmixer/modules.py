@@ -317,7 +317,7 @@ class ConvMixerBackbone(nn.Module):
 
 
 def _fold(conv: nn.Module, norm: nn.BatchNorm2d) -> None:
-    """Fold ``norm`` (running statistics, eval semantics) into ``conv``'s weight and bias in place."""
+    """Fold ``norm`` (running statistics, eval semantics) into ``conv``'s weight and bias in place; freeze them."""
     conv.weight, conv.bias = torch.nn.utils.fusion.fuse_conv_bn_weights(
         conv.weight,
         conv.bias,
@@ -328,6 +328,7 @@ def _fold(conv: nn.Module, norm: nn.BatchNorm2d) -> None:
         norm.bias,
         transpose=isinstance(conv, nn.ConvTranspose2d),
     )
+    conv.requires_grad_(False)  # as Ultralytics' fuse_conv_and_bn: a folded model is for inference
 
 
 def fold_batchnorm(model: nn.Module) -> int:
