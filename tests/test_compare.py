@@ -229,6 +229,17 @@ def test_task_mismatch(tmp_path_factory, capsys):
     assert code == 2 and "is a detect dataset but the models are segment models" in err
 
 
+def test_a_model_yaml_with_a_bad_row_fails_before_any_model_trains(tmp_path, capsys):
+    from ultralytics_convmixer.integration import model_yaml
+
+    bad = tmp_path / "bad-convmixer.yaml"  # an even kernel: only building the model finds it
+    bad.write_text(model_yaml("yolov8n-convmixer.yaml").read_text().replace("[14, 9, 6], 3,", "[14, 9, 6], 4,"))
+    code, err = _error(capsys, ["compare", "yolov8n.yaml", str(bad), "--out", str(tmp_path / "out")])
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"model '{bad}' cannot be read" in err and "layer 0 (ConvMixerBackbone)" in err and "k must be an odd" in err
+    assert not (tmp_path / "out" / "runs").exists()  # nothing trained, not even the stock model given first
+
+
 def test_models_must_share_a_task(capsys):
     code, err = _error(capsys, ["compare", "yolov8n.yaml", "yolov8n-convmixer-pose.yaml"])
     assert code == 2 and "must share one task" in err and "yolov8n-convmixer-pose.yaml (pose)" in err
@@ -239,7 +250,8 @@ def test_models_must_share_a_task(capsys):
     [
         ("epoch=3", "unknown training argument 'epoch' (did you mean 'epochs'?)"),
         ("epochs=1.5", "'epochs=1.5' is of invalid type float"),
-        ("project=x", "argument 'project' is set by compare itself"),
+        ("project=x", "argument 'project' is set by compare itself; runs go under --out"),
+        ("model=yolov8s.yaml", "argument 'model' is set by compare itself; give the models as positional arguments"),
         ("=3", "argument '=3' is not key=value"),
     ],
 )
@@ -361,6 +373,9 @@ def test_datasets_over_a_file_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "shapes-detect").write_text("in the way")
     code, err = _error(capsys, ["datasets", "detect", "--root", str(tmp_path), "--n-train", "1", "--n-val", "1"])
     assert code == 2 and "shapes-detect' is a file" in err and (tmp_path / "shapes-detect").read_text() == "in the way"
+    (tmp_path / "a-file").write_text("not a folder")  # a --root that cannot hold folders: an OSError, no traceback
+    code, err = _error(capsys, ["datasets", "detect", "--root", str(tmp_path / "a-file"), "--n-train", "1"])
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot write shapes-detect" in err and "a-file" in err
 
 
 def test_epoch_time_from_results_csv_counts_only_the_last_session(tmp_path):

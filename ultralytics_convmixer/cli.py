@@ -141,7 +141,10 @@ def _datasets(args: argparse.Namespace) -> int:
         data["generator"] = {**(data.get("generator") or {}), **options, "task": task}
         if args.root:
             data["path"] = str(Path(args.root).expanduser().resolve() / f"shapes-{task}")
-        path = shapes.generate_from_yaml(data)
+        try:
+            path = shapes.generate_from_yaml(data)
+        except OSError as e:  # an unwritable or full --root / datasets_dir
+            raise _UsageError(f"cannot write shapes-{task}: {e}") from None
         print(f"shapes-{task}: {path}", flush=True)
     return 0
 

@@ -91,7 +91,13 @@ ACCEPTS = {
     "classify": {"classify"},
 }
 # Arguments compare sets itself.
-RESERVED = {"model", "task", "mode", "project", "name", "exist_ok", "resume", "save_dir"}
+RESERVED = {  # training arguments compare sets itself, and what to do instead
+    "model": "give the models as positional arguments",
+    "task": "the task comes from the models",
+    "mode": "compare trains, then profiles",
+    "resume": "run the same command again to resume",
+    **dict.fromkeys(("project", "name", "exist_ok", "save_dir"), "runs go under --out (default runs/compare)"),
+}
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm", ".heic"}
 PREFIX = "compare: "
 
@@ -143,7 +149,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise CompareError(f"argument '{item}' is not key=value")
         if key in RESERVED:
-            raise CompareError(f"argument '{key}' is set by compare itself; models are positional arguments")
+            raise CompareError(f"argument '{key}' is set by compare itself; {RESERVED[key]}")
         if key != "data" and key not in DEFAULT_CFG_DICT:
             close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -209,11 +215,11 @@ def resolve_model(arg: str) -> str:
         CompareError: If the model cannot be found (weights are never downloaded).
     """
     _import_ultralytics()
-    from .integration import model_yaml
+    from .integration import _unscaled, model_yaml
 
     path = Path(arg).expanduser()
     suffix = path.suffix.lower()
-    unscaled = path.with_name(re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.name))  # yolov8n-x.yaml -> yolov8-x.yaml
+    unscaled = path.with_name(_unscaled(path.name))  # yolov8n-x.yaml -> yolov8-x.yaml
     if path.is_file() or (suffix in {".yaml", ".yml"} and len(path.parts) > 1 and unscaled.is_file()):
         return str(path.absolute())
     if suffix in {".yaml", ".yml"} and (model_yaml(path.name) or _stock_yaml(arg)) and len(path.parts) == 1:
@@ -254,7 +260,10 @@ def model_specs(args: Sequence[str]) -> list[ModelSpec]:
 
 
 def model_task(source: str) -> str:
-    """Return the task of a model YAML (without building it) or weights file.
+    """Return the task of a model YAML or weights file, building or loading the model once (on CPU).
+
+    Building it here, not only reading the YAML, makes a wrong row fail before any model trains, not hours later in
+    its own training process.
 
     Args:
         source (str): A resolved model (see :func:`resolve_model`).
@@ -262,15 +271,11 @@ def model_task(source: str) -> str:
     Returns:
         (str): The model's task.
     """
-    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+    from ultralytics import YOLO
 
     from .integration import register
 
     register()
-    if source.lower().endswith((".yaml", ".yml")):
-        return guess_model_task(yaml_model_load(source))
-    from ultralytics import YOLO
-
     return YOLO(source).task
 
 
@@ -737,6 +742,7 @@ def _train_child(job_file: str) -> None:
     from ultralytics import YOLO
 
     model = YOLO(job.get("resume") or job["model"])
+    resumed_from = model.ckpt.get("epoch", -1) + 1 if job.get("resume") else 0  # read before training rewrites it
     starts: list[float] = []
     epoch_times: list[float] = []
     model.add_callback("on_train_epoch_start", lambda trainer: starts.append(time.perf_counter()))
@@ -744,14 +750,17 @@ def _train_child(job_file: str) -> None:
     train_args = dict(job["args"], resume=True) if job.get("resume") else job["args"]
     metrics = model.train(data=job["data"], project=job["project"], name=job["name"], exist_ok=True, **train_args)
     trainer = model.trainer
+    # Multi-GPU: the epochs ran in DDP worker processes, which this trainer only started; it ran no callback, loaded
+    # no checkpoint and allocated no GPU memory, so time per epoch comes from results.csv and memory is not known.
+    ddp = getattr(trainer, "ddp", False)
     device = getattr(trainer, "device", None)
-    on_cuda = device is not None and device.type == "cuda" and torch.cuda.is_available()
+    on_cuda = device is not None and device.type == "cuda" and torch.cuda.is_available() and not ddp
     weights = trainer.best if trainer.best.exists() else trainer.last
-    csv_epoch_time = None if epoch_times else _csv_epoch_time(trainer.csv, trainer.start_epoch)  # DDP: no callbacks
+    csv_epoch_time = None if epoch_times else _csv_epoch_time(trainer.csv, resumed_from)
     result = {
         "metrics": _metrics_dict(metrics, trainer),
-        "epochs": trainer.start_epoch + len(epoch_times) if epoch_times else trainer.epochs,
-        "resumed_from_epoch": trainer.start_epoch,  # 0 unless resumed; s_per_epoch is over the epochs timed here
+        "epochs": resumed_from + len(epoch_times) if epoch_times else trainer.epochs,
+        "resumed_from_epoch": resumed_from,  # 0 unless resumed; s_per_epoch is over the epochs timed here
         "s_per_epoch": statistics.mean(epoch_times) if epoch_times else csv_epoch_time,
         "epoch_times_s": epoch_times,
         "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if on_cuda else None,
@@ -1124,7 +1133,7 @@ def _latency_device(args: dict[str, Any]) -> Any:
         return select_device(device.split(",")[0], verbose=False)
     except Exception as e:  # noqa: BLE001 - a bad device= is a user error
         raise CompareError(f"device '{args.get('device')}': {_one_line(e)}") from None
-    finally:  # select_device sets it for this process; later training subprocesses must not inherit it
+    finally:  # 8.3's select_device sets it for this process (8.4's does not); training subprocesses must not inherit it
         if env is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
