@@ -134,6 +134,12 @@ def test_ablation_script_builds_its_variants_as_described():
 import sys, torch
 sys.path.insert(0, {benchmarks!r})
 import ablate
+def with_statistics(module):  # BatchNorms far from identity, or a wrong order would not change the output
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 1.5), bn.weight.normal_(), bn.bias.normal_()
+    return module.eval()
 ablate.register_ablation_modules()
 ablate.apply_variant(0.02, "conv-bn-act")
 from ultralytics.nn.tasks import DetectionModel
@@ -141,12 +147,12 @@ from ultralytics_convmixer.modules import ConvMixerBlock
 model = DetectionModel({yaml!r}, verbose=False).eval()
 stages = [m for m in model.model if isinstance(m, ablate.ConvMixerC2f)]
 print("blocks", [len(s.m) for s in stages], "widths", [s.c2 for s in stages])
-block = stages[1].m[0]
+block = with_statistics(stages[1].m[0])
 print("std", round(float(block.pw.weight.std()), 3), round(float(block.dw.weight.std()), 3))
 x = torch.randn(1, block.c2, 8, 8)
 h = x + block.act1(block.bn1(block.dw(x)))
 print("order", torch.allclose(block(x), h + block.act2(block.bn2(block.pw(h)))))
-add = ConvMixerBlock(8, k=3, act="relu").eval()
+add = with_statistics(ConvMixerBlock(8, k=3, act="relu"))
 add.order = "conv-bn-add-act"  # apply_variant's order above wins at construction
 y = torch.randn(1, 8, 8, 8)
 print("add-act", torch.allclose(ablate._block_forward(add, y), add(y)))

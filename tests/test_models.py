@@ -48,7 +48,7 @@ def test_builds_and_runs_forward_at_small_large_and_non_square_sizes(name, task,
 
 @pytest.mark.smoke  # also on 8.3, whose fuse stops once fewer than 10 BatchNorms are left
 @pytest.mark.parametrize("name, task, scale", [m for m in MODELS if m[2] == "n"])
-def test_info_reports_nonzero_gflops_and_fuse_folds_every_batchnorm_keeping_outputs(name, task, scale):
+def test_gflops_are_nonzero_and_fuse_folds_every_batchnorm_keeping_outputs(name, task, scale):
     net = YOLO(name).model
     net.train()
     with torch.no_grad():  # a few training-mode passes give the BatchNorms statistics that are not the identity

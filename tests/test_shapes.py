@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import filecmp
+import itertools
 import json
 import time
 from pathlib import Path
@@ -79,9 +80,9 @@ def test_deterministic(tmp_path):
 
 
 def test_detect_segment_pose_share_images(sets):
-    for split in ("train", "val"):
-        assert not filecmp.dircmp(sets["detect"] / "images" / split, sets["pose"] / "images" / split).diff_files
-        assert not filecmp.dircmp(sets["detect"] / "images" / split, sets["segment"] / "images" / split).diff_files
+    for split, other in itertools.product(("train", "val"), ("pose", "segment")):
+        same = filecmp.dircmp(sets["detect"] / "images" / split, sets[other] / "images" / split)
+        assert same.common_files and not (same.diff_files or same.left_only or same.right_only)
 
 
 # ----------------------------------------------------------------------------------------------------------- labels
