@@ -159,6 +159,35 @@ def test_registering_from_a_fresh_interpreter_wraps_each_internal_once():
     assert result.stdout.split() == ["False", "False"], result.stderr
 
 
+def test_registering_while_another_thread_imports_ultralytics_does_not_deadlock():
+    # Thread B imports ultralytics.nn.tasks; its start-up hook registers while B still holds Python's lock on that
+    # module (held up here, so the timing is certain). Thread A calls register() meanwhile, which imports the same
+    # module: A must not hold the plugin's lock while it waits for B.
+    code = """
+import os, sys, threading, time
+import ultralytics_convmixer.integration as integration
+register, hook_running = integration.register, threading.Event()
+def held_up_register():  # what the hook calls in B
+    hook_running.set()
+    time.sleep(1)
+    register()
+integration.register = held_up_register
+importer = threading.Thread(target=lambda: __import__("ultralytics.nn.tasks"), daemon=True)
+importer.start()
+hook_running.wait(120)
+integration.register = register
+registrar = threading.Thread(target=register, daemon=True)
+registrar.start()
+importer.join(60), registrar.join(60)
+tasks = sys.modules.get("ultralytics.nn.tasks")  # not `import`: that would wait for B too
+print("deadlocked" if importer.is_alive() or registrar.is_alive() else "done", hasattr(tasks, "ConvMixerBackbone"))
+sys.stdout.flush()
+os._exit(0)  # deadlocked threads hold locks the interpreter's shutdown would wait for
+"""
+    result = run_python(code)
+    assert result.stdout.split() == ["done", "True"], result.stderr[-2000:]
+
+
 def test_the_layer_table_of_another_thread_is_left_alone():
     import logging
     import threading
