@@ -395,6 +395,7 @@ def test_torch_compile_runs_the_triton_kernels_as_opaque_operators_with_eager_nu
         assert run["backward_ops"] == {"ultralytics_convmixer.depthwise_conv2d_backward.default": depthwise_layers}
         assert run["kernel_calls"] == {"forward": depthwise_layers, "backward": depthwise_layers}, run
         assert run["output_error"] < 1e-5 and run["gradient_errors"] == {}, run
+    assert report["frozen_input_grad_error"] < 1e-5  # frozen weights: the operator's two empty gradients
     assert report["export_ops"] == ["aten.conv2d.default"]
 
 
@@ -474,10 +475,21 @@ def _compile_main() -> None:
                 "gradient_errors": grad_errors,
             }
         )
+    # Frozen weights (Ultralytics' freeze=): the backward operator returns the input gradient and two empty ones.
+    frozen = DepthwiseConv2d(4, 9).requires_grad_(False)
+    x = torch.randn(1, 4, 10, 10, requires_grad=True)
+    torch.compile(frozen, backend=aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")))(
+        x
+    ).sum().backward()
+    frozen_grad, x.grad = x.grad, None
+    with mock.patch.dict(os.environ, {dwconv.ENV_FAST_DWCONV: "0"}):
+        frozen(x).sum().backward()
+    frozen_error = (frozen_grad - x.grad).abs().max().item()
     # torch.export (Ultralytics' ExecuTorch export, dynamo ONNX) must get a standard convolution, not our operator.
     program = torch.export.export(DepthwiseConv2d(4, 9).eval(), (torch.randn(1, 4, 10, 10),))
     export_ops = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
-    print(json.dumps({"runs": runs, "export_ops": export_ops, "triton_failure": dwconv.triton_failure()}))
+    report = {"runs": runs, "frozen_input_grad_error": frozen_error, "export_ops": export_ops}
+    print(json.dumps({**report, "triton_failure": dwconv.triton_failure()}))
 
 
 def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:

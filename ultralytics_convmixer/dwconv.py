@@ -553,10 +553,12 @@ def _(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> to
 def _depthwise_conv2d_backward_op(
     grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, has_bias: bool, need: Sequence[bool]
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    # An operator returns tensors only: an empty one stands for a gradient that is not needed.
+    # An operator returns tensors only: an empty one stands for a gradient that is not needed, a new one each time,
+    # since an operator's outputs must not alias each other (frozen weights: neither weight nor bias gradient).
     grads = _backward(grad_y, x, weight, has_bias, tuple(need))
-    empty = x.new_empty(0)
-    return tuple(g.contiguous(memory_format=m) if g is not None else empty for g, m in zip(grads, _grad_layouts(x)))
+    return tuple(
+        g.contiguous(memory_format=m) if g is not None else x.new_empty(0) for g, m in zip(grads, _grad_layouts(x))
+    )
 
 
 @_depthwise_conv2d_backward_op.register_fake
