@@ -7,6 +7,23 @@ out=${1:?usage: gpu_session.sh OUT [kernels] [models] [models-triton] [models-va
 shift
 stages=${*:-kernels models compare}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+# The installed wheel is what runs (its start-up hook imports it before any sys.path change): it must be this checkout,
+# or every number measures stale code. prepare.sh builds the wheel from the working tree; rerun it after any change.
+python3 - <<'PY' 2>&1 | tee -a "$out/gpu.txt" || exit 2
+import pathlib, sys, torch, ultralytics_convmixer
+try:
+    import triton
+except ImportError:
+    triton = None
+print("torch", torch.__version__, "| triton", getattr(triton, "__version__", None), "| python", sys.version.split()[0])
+installed = pathlib.Path(ultralytics_convmixer.__file__).parent
+stale = [p.name for p in sorted(pathlib.Path("ultralytics_convmixer").glob("*.py"))
+         if not (installed / p.name).is_file() or (installed / p.name).read_bytes() != p.read_bytes()]
+if stale:
+    sys.exit(f"the installed ultralytics_convmixer ({installed}) differs from this checkout in {stale}: "
+             "run `bash ../shared/gpu/prepare.sh` again before the GPU run")
+print("ultralytics_convmixer from", installed, "= this checkout")
+PY
 for stage in $stages; do
   case $stage in
     kernels)  # 9x9 vs cuDNN 7x7 on the four issue shapes, float64 gradient checks for every k and dtype, Inductor

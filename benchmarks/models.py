@@ -2,8 +2,10 @@
 
 Per scale and model: a training step (forward, Ultralytics' detection loss, backward, SGD step; fp16 autocast on
 CUDA, as Ultralytics' AMP), inference at batch 1 and at ``--batch`` (fused, eval; fp16 on CUDA, fp32 on CPU), peak
-memory of the training step (CUDA only), and ONNX Runtime CPU latency at batch 1 with ``--onnx``. Every number is
-the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is printed as a ratio to stock.
+memory of the training step after warm-up (CUDA only), and ONNX Runtime CPU latency at batch 1 with ``--onnx``. Every
+number is the median of ``--runs`` timed runs after warm-up, and each ConvMixer number is printed as a ratio to stock.
+On CUDA the settings are Ultralytics' defaults: training as its trainer runs it (``deterministic=True``: deterministic
+cuDNN algorithms, no cuDNN benchmark mode; channels_last), inference as its predictor runs a ``.pt`` model (NCHW).
 
     python benchmarks/models.py --device cpu --imgsz 160 --batch 4 --scales n            # CI-sized, a minute
     python benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales nslmx --out $OUT/models.json  # H100
@@ -29,6 +31,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
+from ultralytics.utils.torch_utils import init_seeds
 
 from ultralytics_convmixer.compare import export_onnx, interleaved_medians, median_ms, onnx_session, onnx_step
 
@@ -70,9 +73,13 @@ def train_step_ms(name: str, args, device: torch.device) -> tuple:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
+    for _ in range(args.warmup):  # first calls pick algorithms and may autotune: not the steady state's memory
+        step()
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    ms = timed(step, args, device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    ms = median_ms(step, args.runs, 0, sync)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return ms, peak
 
@@ -80,8 +87,8 @@ def train_step_ms(name: str, args, device: torch.device) -> tuple:
 def inference_ms(name: str, batch: int, args, device: torch.device) -> float:
     model = DetectionModel(name, verbose=False).fuse(verbose=False).eval().to(device)
     x = torch.rand(batch, 3, args.imgsz, args.imgsz, device=device)
-    if device.type == "cuda":
-        model, x = model.half().to(memory_format=torch.channels_last), x.half().to(memory_format=torch.channels_last)
+    if device.type == "cuda":  # fp16 (half=True) and NCHW, as Ultralytics' AutoBackend runs a .pt model on CUDA
+        model, x = model.half(), x.half()
     with torch.inference_mode():
         return timed(lambda: model(x), args, device)
 
@@ -151,13 +158,13 @@ def main():
     parser.add_argument("--out", help="write the rows as JSON to this file")
     args = parser.parse_args()
     device = torch.device(f"cuda:{args.device}" if args.device.isdigit() else args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    init_seeds(0, deterministic=True)  # as Ultralytics' trainer with its default deterministic=True
     meta = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
     }
     meta.update(imgsz=args.imgsz, batch=args.batch, runs=args.runs, repeats=args.repeats)
+    meta.update(cudnn_benchmark=torch.backends.cudnn.benchmark, cudnn_deterministic=torch.backends.cudnn.deterministic)
     meta["date"] = time.strftime("%Y-%m-%d")
     rows = []
     for s in args.scales:

@@ -262,10 +262,15 @@ def test_onnx_export_has_only_standard_ops():
     assert attrs["group"] == 8 and list(attrs["kernel_shape"]) == [9, 9] and list(attrs["pads"]) == [4, 4, 4, 4]
 
 
-def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stopped(tmp_path):
+def _kernels_script():
     spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "benchmarks" / "kernels.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stopped(tmp_path):
+    bench = _kernels_script()
     out = tmp_path / "kernels.json"
     argv = ["--device", "cpu", "--ks", "3", "9", "--shapes", "1,4,8,8", "--reps", "1", "--layout", "both"]
     assert bench.main([*argv, "--bandwidth", "10", "--out", str(out)]) == 0
@@ -289,6 +294,31 @@ def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stoppe
     rows = json.loads(out.read_text())["rows"]
     assert [(row["k"], row["layout"]) for row in rows] == [(7, "channels_last"), (9, "channels_last")]
     assert rows[1]["ours_over_cudnn_k7"] == rows[1]["ours_fwdbwd_ms"] / rows[0]["cudnn_fwdbwd_ms"]
+
+
+def test_kernel_benchmark_reports_a_triton_failure_in_its_row_and_later_rows_still_try_triton(tmp_path, monkeypatch):
+    bench, state = _kernels_script(), {}
+    monkeypatch.setattr(dwconv, "_triton_state", state)
+    bench_row = bench.bench_row
+
+    def failing_at_k7(shape, k, *args):
+        if k == 7:  # as _give_up_triton records a kernel that does not compile for the GPU
+            state["failure"] = "RuntimeError: no kernel image is available"
+        return bench_row(shape, k, *args)
+
+    bench.bench_row = failing_at_k7
+    out = tmp_path / "kernels.json"
+    argv = ["--device", "cpu", "--ks", "7", "9", "--shapes", "1,4,8,8", "--reps", "1", "--bandwidth", "10"]
+    assert bench.main([*argv, "--out", str(out)]) == 1  # a failure fails the run
+    result = json.loads(out.read_text())
+    assert [row["triton_failure"] for row in result["rows"]] == ["RuntimeError: no kernel image is available", None]
+    assert result["triton_failure"] == "RuntimeError: no kernel image is available" and "failure" not in state
+    # --check runs after the 7x7 and 9x9 rows, so a time limit that stops it still leaves the comparison
+    order = []
+    bench.bench_row = lambda *args: order.append("row") or bench_row(*args)
+    bench.check_all = lambda *args: order.append("check") or {"path": "-", "max_rel_err": {}, "failures": []}
+    assert bench.main([*argv, "--ks", "3", "7", "9", "--check"]) == 0
+    assert order == ["row", "row", "check", "row"]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
