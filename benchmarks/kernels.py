@@ -176,14 +176,19 @@ def bench_row(shape, k, layout, args, device, bandwidth_gbps, cudnn_k7: Dict[tup
     return row
 
 
-def check_case(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, device: torch.device) -> dict:
-    """``check_one``, failed if the Triton kernels failed in it; that failure is then forgotten.
+def take_triton_failure() -> Optional[str]:
+    """Return the Triton failure of the case or row just run, and forget it.
 
     ``DepthwiseConv2d`` gives up Triton for the rest of a process after one failure, which is right for training but
     would leave every later case and benchmark row here timing cuDNN: one exotic case must not cost the whole run.
     """
+    return dwconv._triton_state.pop("failure", None)
+
+
+def check_case(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, device: torch.device) -> dict:
+    """``check_one``, failed if the Triton kernels failed in it (see ``take_triton_failure``)."""
     row = check_one(conv, shape, k, dtype, channels_last, device)
-    failure = dwconv._triton_state.pop("failure", None)
+    failure = take_triton_failure()
     if failure is not None:
         row.update(ok=False, triton_failure=failure)
     return row
@@ -410,7 +415,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         r = bench_row(shape, k, layout, args, device, bandwidth, cudnn_k7)
                         k7 = cudnn_k7.get((layout, *shape))
                         r["ours_over_cudnn_k7"] = r["ours_fwdbwd_ms"] / k7 if k7 else None
-                        r["triton_failure"] = dwconv._triton_state.pop("failure", None)  # its "ours" is cuDNN's
+                        r["triton_failure"] = take_triton_failure()  # if set, its "ours" is cuDNN's
                         if r["triton_failure"]:
                             triton_failures.append(r["triton_failure"])
                             print(f"  {layout} {shape} k={k}: TRITON KERNELS FAILED: {r['triton_failure']}")

@@ -1,5 +1,7 @@
 """Shared fixtures: offline Ultralytics, the real datasets beside the checkout, and scratch copies of them; helpers."""
 
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -47,6 +49,20 @@ def real_dataset(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     for cache in target.rglob("*.cache"):
         cache.unlink()
     return target / f"{name}.yaml"
+
+
+@contextlib.contextmanager
+def ultralytics_log(level: int = logging.NOTSET):
+    """Collect the messages Ultralytics logs (at ``level`` or above) inside the ``with`` block into the yielded list."""
+    messages = []
+    handler = logging.Handler(level)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
 
 
 def with_running_statistics(module):

@@ -2,10 +2,13 @@
 tensor) and classify data YAMLs that Ultralytics would misread."""
 
 import itertools
+import logging
 
 import pytest
 import torch
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+
+from conftest import ultralytics_log
 
 HEAD = """
 head:
@@ -181,8 +184,6 @@ def test_a_classify_data_yaml_naming_split_folders_ultralytics_would_not_read_sa
 
 
 def test_a_classify_data_yaml_whose_names_are_not_its_class_folders_is_warned_about(tmp_path):
-    import logging
-
     import cv2
     import numpy as np
     from ultralytics.data.utils import check_cls_dataset
@@ -191,15 +192,9 @@ def test_a_classify_data_yaml_whose_names_are_not_its_class_folders_is_warned_ab
         (tmp_path / "pets" / split / name).mkdir(parents=True)
         cv2.imwrite(str(tmp_path / "pets" / split / name / "x.jpg"), np.zeros((8, 8, 3), np.uint8))
     data = tmp_path / "pets.yaml"
-    warnings = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: warnings.append(record.getMessage())
-    logging.getLogger("ultralytics").addHandler(handler)
-    try:
+    with ultralytics_log(logging.WARNING) as warnings:
         for names in ("[cat, dog]", "{0: cat, 1: dog}", "[dog, cat]"):
             data.write_text(f"path: {tmp_path / 'pets'}\ntrain: train\nval: val\nnames: {names}\n")
             assert check_cls_dataset(str(data))["names"] == {0: "cat", 1: "dog"}  # the folders decide
-    finally:
-        logging.getLogger("ultralytics").removeHandler(handler)
     (warning,) = [w for w in warnings if "class folders" in w]  # only for the names in another order
     assert f"{data}: its names {{0: 'dog', 1: 'cat'}} are not the class folders {{0: 'cat', 1: 'dog'}}" in warning

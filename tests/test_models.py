@@ -1,6 +1,5 @@
 """Every packaged YAML at every scale: builds, runs, reports GFLOPs, fuses, and fits the stock YOLOv8 budget."""
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,8 @@ from ultralytics.utils.torch_utils import get_flops
 
 from ultralytics_convmixer.integration import model_yamls
 from ultralytics_convmixer.modules import ConvMixerBackbone
+
+from conftest import ultralytics_log
 
 TASKS = {"": "detect", "-seg": "segment", "-pose": "pose", "-obb": "obb", "-cls": "classify"}
 SCALES = "nslmx"
@@ -69,15 +70,8 @@ def test_gflops_are_nonzero_and_fuse_folds_every_batchnorm_keeping_outputs(name,
 def test_layer_table_shows_plugin_module_names_and_real_arguments():
     from ultralytics.nn.tasks import DetectionModel
 
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    try:
+    with ultralytics_log() as lines:
         DetectionModel("yolov8s-convmixer.yaml", verbose=True)
-    finally:
-        logger.removeHandler(handler)
     row0 = next(line for line in lines if line.startswith("  0 "))
     assert "ultralytics_convmixer.modules.ConvMixerBackbone" in row0
     # scaled by s: width 0.5, depth 0.33

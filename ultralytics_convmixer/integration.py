@@ -149,7 +149,9 @@ def register() -> None:
             _require(tasks, name)
         _require(_require(tasks, "BaseModel"), "fuse")
         data_utils = sys.modules.get("ultralytics.data.utils")
-        if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):  # else: patched once it has loaded
+        if not hasattr(data_utils, "check_cls_dataset"):  # not loaded, or half-initialised: patched once it has loaded
+            data_utils = None
+        if data_utils is not None:
             _require_data_utils(data_utils)  # before any change, so a failure leaves nothing half registered
         for name, cls in PLUGIN_MODULES.items():
             setattr(tasks, name, cls)
@@ -160,7 +162,7 @@ def register() -> None:
         if hasattr(torch.serialization, "add_safe_globals"):
             torch.serialization.add_safe_globals(SAFE_GLOBALS)
         _registered = True
-        if data_utils is not None and hasattr(data_utils, "check_cls_dataset"):
+        if data_utils is not None:
             _patch_data_utils(data_utils)
 
 
@@ -415,8 +417,7 @@ class _Planner:
 
         self.tasks, self.file = tasks, d.get("yaml_file", "<model dict>")
         self.nc = d.get("nc")
-        self.depth, self.width, self.max_channels = self._scaling(d, self.file)
-        self.scale = d.get("scale") or next(iter(d.get("scales") or {}), "")  # the one _scaling uses
+        self.scale, self.depth, self.width, self.max_channels = self._scaling(d, self.file)
         self.rows: List[list] = []
         self.built: Dict[int, nn.Module] = {}
         self.names: Dict[int, str] = {}
@@ -434,14 +435,15 @@ class _Planner:
 
     @staticmethod
     def _scaling(d: dict, file: str):
-        """Depth, width and max_channels exactly as parse_model picks them (no scale: the first of ``scales``)."""
+        """Scale, depth, width and max_channels as parse_model picks them (no scale: the first of ``scales``)."""
         depth, width, max_channels = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0), float("inf")
-        scales, scale = d.get("scales"), d.get("scale")
+        scales, scale = d.get("scales"), d.get("scale") or ""
         if scales and scale and scale not in scales:  # parse_model would fail with a bare KeyError
             raise PlanError(f"{file}: scale '{scale}' (from the file name) is not one of its scales {list(scales)}")
         if scales:
-            depth, width, max_channels = scales[scale] if scale else next(iter(scales.values()))
-        return depth, width, max_channels
+            scale = scale or next(iter(scales))
+            depth, width, max_channels = scales[scale]
+        return scale, depth, width, max_channels
 
     def _where(self, i: int, m: str) -> str:
         return f"{self.file}: layer {i} ({m})"
