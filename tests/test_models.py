@@ -79,6 +79,23 @@ def test_layer_table_shows_plugin_module_names_and_real_arguments():
     assert not any("conv.Index" in line and line.startswith("  0 ") for line in lines)
 
 
+def test_embed_pools_the_backbone_levels_named_by_index_rows_and_defaults_to_the_last_neck_layer():
+    import numpy as np
+
+    model = YOLO("yolov8n-convmixer.yaml")
+    net = model.model.eval()
+    image = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)  # BGR, at imgsz: no letterbox
+    levels = model.embed(image, imgsz=96, embed=[1, 2, 3], verbose=False)[0]  # the Index rows: P3, P4, P5
+    assert levels.shape == (sum(spec.channels for spec in net.model[0].output_shape().values()),)
+    # the same numbers as pooling the backbone's own outputs for the RGB input Ultralytics feeds it
+    x = torch.from_numpy(image[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        pooled = torch.cat([feature.mean((2, 3)) for feature in net.model[0](x)], 1)[0]
+    torch.testing.assert_close(levels, pooled, rtol=1e-4, atol=1e-5)
+    default = model.embed(image, imgsz=96, verbose=False)[0]  # Ultralytics' default: the layer before the head
+    assert default.shape == (net.model[-2].cv2.conv.out_channels,)
+
+
 STOCK = {"detect": "yolov8{}.yaml", "segment": "yolov8{}-seg.yaml", "pose": "yolov8{}-pose.yaml",
          "obb": "yolov8{}-obb.yaml", "classify": "yolov8{}-cls.yaml"}  # fmt: skip
 
