@@ -382,10 +382,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def check():
         t0 = time.perf_counter()
-        check = result["check"] = check_all(device, args.ks)
-        check["seconds"] = time.perf_counter() - t0
-        print(f"check ({check['path']}, {check['seconds']:.1f} s): max relative error {check['max_rel_err']}")
-        for failure in check["failures"]:
+        report = result["check"] = check_all(device, args.ks)
+        report["seconds"] = time.perf_counter() - t0
+        print(f"check ({report['path']}, {report['seconds']:.1f} s): max relative error {report['max_rel_err']}")
+        for failure in report["failures"]:
             print("CHECK FAILED:", failure)
         save()
 

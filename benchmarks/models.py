@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -36,10 +37,10 @@ from ultralytics.utils.torch_utils import init_seeds
 from ultralytics_convmixer.compare import export_onnx, interleaved_medians, median_ms, onnx_session, onnx_step
 
 
-def timed(step, args, device: torch.device) -> float:
-    """Median milliseconds of ``step`` (CUDA synchronised) after warm-up."""
+def timed(step, args, device: torch.device, warmup: Optional[int] = None) -> float:
+    """Median milliseconds of ``step`` (CUDA synchronised) after ``warmup`` calls (default ``--warmup``)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    return median_ms(step, args.runs, args.warmup, sync)
+    return median_ms(step, args.runs, args.warmup if warmup is None else warmup, sync)
 
 
 def fake_batch(batch: int, imgsz: int, device: torch.device, objects: int = 8) -> dict:
@@ -78,8 +79,7 @@ def train_step_ms(name: str, args, device: torch.device) -> tuple:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    ms = median_ms(step, args.runs, 0, sync)
+    ms = timed(step, args, device, warmup=0)  # warmed up above
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return ms, peak
 
