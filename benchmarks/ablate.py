@@ -33,8 +33,8 @@ import torch
 import yaml
 from torch import nn
 
-from ultralytics_convmixer import integration
 from ultralytics_convmixer import modules as cm
+from ultralytics_convmixer import planner
 
 SCREENING_ARGS = dict(
     data="shapes-detect.yaml", epochs=30, imgsz=160, fraction=0.25, batch=16, workers=1, device="cpu", seed=0
@@ -93,8 +93,8 @@ def _block_forward(self, x: torch.Tensor) -> torch.Tensor:
 
 def register_ablation_modules() -> None:
     """Make ``ConvMixerC2f`` a plugin row; call before Ultralytics' model parser is imported."""
-    integration.PLUGIN_MODULES["ConvMixerC2f"] = ConvMixerC2f
-    integration.YAML_ARGS["ConvMixerC2f"] = ["c2", "k", "act", "shortcut"]
+    planner.PLUGIN_MODULES["ConvMixerC2f"] = ConvMixerC2f
+    planner.YAML_ARGS["ConvMixerC2f"] = ["c2", "k", "act", "shortcut"]
 
 
 def apply_variant(init_std: Optional[float] = None, order: Optional[str] = None, drop_path: float = 0.0) -> None:

@@ -230,7 +230,7 @@ def test_task_mismatch(tmp_path_factory, capsys):
 
 
 def test_a_model_yaml_with_a_bad_row_fails_before_any_model_trains(tmp_path, capsys):
-    from ultralytics_convmixer.integration import model_yaml
+    from ultralytics_convmixer.resources import model_yaml
 
     bad = tmp_path / "bad-convmixer.yaml"  # an even kernel: only building the model finds it
     bad.write_text(model_yaml("yolov8n-convmixer.yaml").read_text().replace("[14, 9, 6], 3,", "[14, 9, 6], 4,"))
@@ -282,7 +282,7 @@ def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
     from types import SimpleNamespace
 
     from ultralytics_convmixer.compare import ModelSpec, load_done, run_config, state_path
-    from ultralytics_convmixer.integration import model_yaml
+    from ultralytics_convmixer.resources import model_yaml
 
     yaml_file = tmp_path / "yolov8n-mine.yaml"
     yaml_file.write_text(model_yaml("yolov8-convmixer.yaml").read_text(encoding="utf-8"), encoding="utf-8")

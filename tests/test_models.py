@@ -7,14 +7,13 @@ import torch
 from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
-from ultralytics_convmixer.integration import model_yamls
 from ultralytics_convmixer.modules import ConvMixerBackbone
+from ultralytics_convmixer.resources import TASK_SUFFIXES, model_yamls
 
 from conftest import ultralytics_log
 
-TASKS = {"": "detect", "-seg": "segment", "-pose": "pose", "-obb": "obb", "-cls": "classify"}
 SCALES = "nslmx"
-MODELS = [(f"yolov8{s}-convmixer{suffix}.yaml", task, s) for suffix, task in TASKS.items() for s in SCALES]
+MODELS = [(f"yolov8{s}-convmixer{suffix}.yaml", task, s) for task, suffix in TASK_SUFFIXES.items() for s in SCALES]
 
 
 def first_tensor(out):
@@ -25,7 +24,8 @@ def first_tensor(out):
 
 
 def test_one_packaged_yaml_per_task():
-    assert sorted(p.name for p in model_yamls()) == sorted(f"yolov8-convmixer{suffix}.yaml" for suffix in TASKS)
+    expected = sorted(f"yolov8-convmixer{suffix}.yaml" for suffix in TASK_SUFFIXES.values())
+    assert sorted(p.name for p in model_yamls()) == expected
 
 
 @pytest.mark.smoke

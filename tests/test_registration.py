@@ -12,7 +12,7 @@ from ultralytics.nn import tasks
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.ops import make_divisible
 
-from ultralytics_convmixer import integration
+from ultralytics_convmixer import integration, planner, resources
 from ultralytics_convmixer.modules import ConvMixerBlock, ConvMixerStage, PatchEmbed
 
 SCALES = {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 768), "l": (1.0, 1.0, 512),
@@ -96,7 +96,7 @@ def test_packaged_models_use_the_shortcut_block_and_a_yaml_row_can_ask_for_the_p
     assert len(blocks) == 10 and all(b.shortcut and isinstance(b.act1, torch.nn.SiLU) for b in blocks)
     assert all(b.order == "conv-bn-act" and b.dw.kernel_size == (3, 3) for b in blocks)
 
-    text = integration.model_yaml("yolov8-convmixer.yaml").read_text(encoding="utf-8")
+    text = resources.model_yaml("yolov8-convmixer.yaml").read_text(encoding="utf-8")
     path = tmp_path / "yolov8n-paper.yaml"
     paper_row = "9, hierarchical, gelu, false, conv-act-bn]"
     path.write_text(text.replace("3, hierarchical, silu, true, conv-bn-act]", paper_row), encoding="utf-8")
@@ -116,7 +116,7 @@ def test_scale_letter_in_the_name_picks_the_scale_from_any_directory(tmp_path, m
 
 def test_a_local_file_of_that_name_wins_over_the_packaged_yaml(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    packaged = integration.model_yaml("yolov8-convmixer.yaml").read_text()
+    packaged = resources.model_yaml("yolov8-convmixer.yaml").read_text()
     Path("yolov8n-convmixer.yaml").write_text(packaged.replace("nc: 80", "nc: 3"))
     assert YOLO("yolov8n-convmixer.yaml").model.yaml["nc"] == 3
     Path("yolov8-convmixer.yaml").write_text(packaged.replace("nc: 80", "nc: 5"))  # unified name, as stock
@@ -135,7 +135,7 @@ def test_a_path_to_a_missing_file_is_not_swapped_for_the_packaged_file_of_that_n
         tasks.yaml_model_load("no_such_dir/yolov8s-convmixer.yaml")
     assert integration._packaged_data("typo_dir/shapes-detect.yaml") == "typo_dir/shapes-detect.yaml"
     assert integration._packaged_data(str(tmp_path / "shapes-detect.yaml")) == str(tmp_path / "shapes-detect.yaml")
-    assert integration._packaged_data("shapes-detect.yaml") == integration.dataset_yaml("shapes-detect.yaml")
+    assert integration._packaged_data("shapes-detect.yaml") == resources.dataset_yaml("shapes-detect.yaml")
 
 
 def test_register_is_idempotent_and_keeps_one_wrapper():
@@ -224,12 +224,10 @@ def test_the_planner_knows_every_module_parse_model_scales_by_width():
 
     source = inspect.getsource(tasks.parse_model.__wrapped__)
     block = re.search(r"base_modules = frozenset\(\s*\{(.*?)\}", source, re.S)
-    assert block, "parse_model no longer has a base_modules set: see integration._SCALED_NATIVE"
+    assert block, "parse_model no longer has a base_modules set: see planner.SCALED_NATIVE"
     names = {re.sub(r"^torch\.nn\.", "nn.", n.strip()) for n in block.group(1).split(",") if n.strip()}
     assert {"Conv", "C2f", "SPPF", "Classify"} <= names  # the set was read
-    assert names <= set(integration._SCALED_NATIVE), (
-        f"not in _SCALED_NATIVE: {sorted(names - set(integration._SCALED_NATIVE))}"
-    )
+    assert names <= set(planner.SCALED_NATIVE), f"not in SCALED_NATIVE: {sorted(names - set(planner.SCALED_NATIVE))}"
 
 
 def test_missing_internal_fails_with_a_message_naming_the_ultralytics_version():
@@ -269,7 +267,7 @@ def test_a_fresh_interpreter_sees_the_plugin_without_importing_it():
 
 
 def test_without_the_start_up_hook_stock_ultralytics_does_not_know_the_module():
-    packaged = integration.model_yaml("yolov8n-convmixer.yaml")  # by path: finding it by name is the plugin's work too
+    packaged = resources.model_yaml("yolov8n-convmixer.yaml")  # by path: finding it by name is the plugin's work too
     code = f"from ultralytics.nn.tasks import DetectionModel; DetectionModel({str(packaged)!r}, verbose=False)"
     result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
     # proves the hook, not an accidental import, makes the other tests pass
@@ -296,7 +294,7 @@ def test_wheel_ships_the_yamls_and_the_start_up_hook(tmp_path):
     (wheel,) = tmp_path.glob("ultralytics_convmixer-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ultralytics_convmixer.pth" in names  # at the site-packages root, where `site` runs it
-    assert {f"ultralytics_convmixer/model_yamls/{p.name}" for p in integration.model_yamls()} <= names
+    assert {f"ultralytics_convmixer/model_yamls/{p.name}" for p in resources.model_yamls()} <= names
     assert "ultralytics_convmixer/datasets/shapes-detect.yaml" in names
 
 

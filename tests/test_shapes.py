@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from ultralytics_convmixer import shapes
-from ultralytics_convmixer.shapes import CLASSES, FLIP_IDX, KPT_NAMES, TASKS, generate, generate_from_yaml
+from ultralytics_convmixer.resources import TASKS
+from ultralytics_convmixer.shapes import CLASSES, FLIP_IDX, KPT_NAMES, generate, generate_from_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_VAL, IMGSZ = 16, 13, 192  # N_VAL >= 13: every class appears in the classify val split

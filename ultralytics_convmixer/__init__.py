@@ -20,8 +20,8 @@ _LAZY = {
     "FeatureSpec": "modules",
     "DepthwiseConv2d": "dwconv",
     "register": "integration",
-    "model_yaml": "integration",
-    "model_yamls": "integration",
+    "model_yaml": "resources",
+    "model_yamls": "resources",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -12,8 +12,9 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from .resources import TASKS
+
 PROG = "ultralytics-convmixer"
-SHAPES_TASKS = ("detect", "segment", "pose", "obb", "classify")
 
 COMPARE_HELP = """\
 Train each MODEL with the same Ultralytics arguments and seed, then profile them all in one process and write a
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         help="generate the offline shapes datasets",
         description="Generate the shapes datasets (as the packaged shapes-<task>.yaml files would on first use).",
     )
-    d.add_argument("tasks", nargs="*", metavar="TASK", help=f"any of {', '.join(SHAPES_TASKS)} (default: all)")
+    d.add_argument("tasks", nargs="*", metavar="TASK", help=f"any of {', '.join(TASKS)} (default: all)")
     d.add_argument(
         "--root",
         help="parent folder of the shapes-<task> folders (default: as training resolves the data YAMLs: "
@@ -93,10 +94,10 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
     if args.command == "compare":
         args.items = [*args.items, *extra]
     else:
-        unknown = [t for t in args.tasks if t not in SHAPES_TASKS]
+        unknown = [t for t in args.tasks if t not in TASKS]
         if unknown:
-            parser.error(f"unknown task '{unknown[0]}' (choose from {', '.join(SHAPES_TASKS)})")
-        args.tasks = args.tasks or list(SHAPES_TASKS)
+            parser.error(f"unknown task '{unknown[0]}' (choose from {', '.join(TASKS)})")
+        args.tasks = args.tasks or list(TASKS)
         for option, minimum in (("n_train", 0), ("n_val", 0), ("seed", 0), ("imgsz", 32), ("workers", 1)):
             value = getattr(args, option)
             if value is not None and value < minimum:
@@ -129,7 +130,7 @@ def _datasets(args: argparse.Namespace) -> int:
 
     import yaml  # PyYAML, a dependency of Ultralytics
 
-    from .integration import dataset_yaml
+    from .resources import dataset_yaml
 
     options = {k: getattr(args, k) for k in ("n_train", "n_val", "imgsz", "seed", "workers")}
     options = {k: v for k, v in options.items() if v is not None}

@@ -59,13 +59,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .resources import TASKS
+
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-convmixer.yaml")
 DEFAULT_OUT = "runs/compare"
 DEFAULT_LATENCY_RUNS = 20
 WARMUP_RUNS = 3
 LATENCY_BATCHES = (1, 32)
 STATE_VERSION = 2  # 2: the config also holds the model's content (YAML or weights file)
-TASKS = ("detect", "segment", "pose", "obb", "classify")
 # Metric columns shown in the Markdown table, per task (the CSV also has precision and recall).
 TABLE_METRICS = {
     "detect": ["mAP50(B)", "mAP50-95(B)"],
@@ -215,11 +216,11 @@ def resolve_model(arg: str) -> str:
         CompareError: If the model cannot be found (weights are never downloaded).
     """
     _import_ultralytics()
-    from .integration import _unscaled, model_yaml
+    from .resources import model_yaml, unscaled_name
 
     path = Path(arg).expanduser()
     suffix = path.suffix.lower()
-    unscaled = path.with_name(_unscaled(path.name))  # yolov8n-x.yaml -> yolov8-x.yaml
+    unscaled = path.with_name(unscaled_name(path.name))  # yolov8n-x.yaml -> yolov8-x.yaml
     if path.is_file() or (suffix in {".yaml", ".yml"} and len(path.parts) > 1 and unscaled.is_file()):
         return str(path.absolute())
     if suffix in {".yaml", ".yml"} and (model_yaml(path.name) or _stock_yaml(arg)) and len(path.parts) == 1:
@@ -352,7 +353,7 @@ def resolve_data(arg: str) -> DataSpec:
     from ultralytics.utils import DATASETS_DIR
     from ultralytics.utils.checks import check_yaml
 
-    from .integration import dataset_yaml
+    from .resources import dataset_yaml
 
     path = Path(arg).expanduser()
     bare = len(path.parts) == 1  # a name to look up; a path names that file, found or not
@@ -427,7 +428,7 @@ def _split_path(d: dict, yaml_path: Path) -> Path | None:
     split = split[0] if isinstance(split, (list, tuple)) and split else split
     if not isinstance(split, str):
         return None
-    from .integration import dataset_root
+    from .resources import dataset_root
 
     root = dataset_root(d, yaml_path)
     x = (root / split).resolve()

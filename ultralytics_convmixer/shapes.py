@@ -40,6 +40,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .resources import TASKS
+
 CLASSES = (  # alphabetical, so that the classify folders sort into the same indices
     "arrow",
     "circle",
@@ -55,7 +57,6 @@ CLASSES = (  # alphabetical, so that the classify folders sort into the same ind
     "trapezoid",
     "triangle",
 )
-TASKS = ("detect", "segment", "pose", "obb", "classify")
 KPT_NAMES = ("top_left", "top_right", "bottom_right", "bottom_left", "centre")
 FLIP_IDX = (1, 0, 3, 2, 4)  # horizontal flip: left and right swap, the centre stays
 MARKER = ".complete"  # JSON manifest, written last: a dataset without it is incomplete
@@ -537,6 +538,6 @@ def generate_from_yaml(data: dict[str, Any] | str | Path) -> Path:
     options = dict(data.get("generator") or {})
     if "task" not in options:
         raise KeyError("the data YAML needs a 'generator:' mapping with a 'task' key")
-    from .integration import dataset_root  # the one rule training and compare use too
+    from .resources import dataset_root  # the one rule training and compare use too
 
     return generate(options.pop("task"), dataset_root(data, data.get("yaml_file", "")), **options)
