@@ -80,15 +80,19 @@ def _drop_path(y: torch.Tensor, training: bool) -> torch.Tensor:
     return y * keep / (1 - DROP_PATH)
 
 
+def _with_drop_path(layer: cm.ConvNormAct, x: torch.Tensor, residual: Optional[torch.Tensor], training: bool):
+    """``layer(x, residual)`` with this variant's drop path on the residual branch."""
+    if residual is None:
+        return layer(x)
+    if layer.order == cm.ADD_BEFORE_ACT:
+        return layer.act(residual + _drop_path(layer.bn(layer.conv(x)), training))
+    return residual + _drop_path(layer(x), training)
+
+
 def _block_forward(self, x: torch.Tensor) -> torch.Tensor:
     """``ConvMixerBlock.forward`` with the drop path of this variant on each residual branch."""
-    if self.order == cm.ADD_BEFORE_ACT:
-        x = self.act1(x + _drop_path(self.bn1(self.dw(x)), self.training))
-        y = self.bn2(self.pw(x))
-        return self.act2(x + _drop_path(y, self.training) if self.shortcut else y)
-    x = x + _drop_path(self.mix_space(x), self.training)
-    y = self.mix_channels(x)
-    return x + _drop_path(y, self.training) if self.shortcut else y
+    x = _with_drop_path(self.dw, x, x, self.training)
+    return _with_drop_path(self.pw, x, x if self.shortcut else None, self.training)
 
 
 def register_ablation_modules() -> None:
@@ -106,8 +110,8 @@ def apply_variant(init_std: Optional[float] = None, order: Optional[str] = None,
 
         def init(self, *args, _original=original, **kwargs):
             _original(self, *args, **kwargs)
-            if order is not None:
-                self.order = order
+            for layer in (m for m in self.modules() if isinstance(m, cm.ConvNormAct)) if order is not None else ():
+                layer.order = order
             for conv in (m for m in self.modules() if isinstance(m, nn.Conv2d)) if init_std is not None else ():
                 if init_std == 0:
                     conv.reset_parameters()

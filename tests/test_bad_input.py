@@ -48,9 +48,12 @@ CASES = {
     "unknown order": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, bn-first")) + HEAD,
                       0, "ConvMixerBackbone",
                       "order must be one of .'conv-act-bn', 'conv-bn-act', 'conv-bn-add-act'., got 'bn-first'"),
-    "too many arguments": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, conv-bn-act, 3"))
+    "too many arguments": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, conv-bn-act, 64, 3"))
                            + HEAD, 0, "ConvMixerBackbone",
-                           r"takes at most 7 arguments \['channels', 'depths', 'k', 'design'"),
+                           r"takes at most 8 arguments \['channels', 'depths', 'k', 'design'"),
+    "trunk width on a hierarchical backbone": (
+        backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, conv-bn-act, 64")) + HEAD, 0,
+        "ConvMixerBackbone", "dim is the width of an isotropic trunk; the hierarchical design has none"),
     "repeats on the backbone": (backbone(GOOD_BACKBONE.replace("-1, 1,", "-1, 2,")) + HEAD, 0, "ConvMixerBackbone",
                                 r"repeats \(n\) must be 1"),
     "Index channels that match no scaling of the level": (
@@ -134,7 +137,7 @@ def test_a_stage_after_a_row_with_nc_channels_reads_the_channels_that_row_really
     path.write_text(NATIVE_THEN_STAGE.format(nc=64, rows=rows))
     model = ClassificationModel(str(path), verbose=False).eval()
     conv, stage = model.model[0], model.model[1]
-    assert stage.transition[0].in_channels == conv.conv.out_channels
+    assert stage.transition.conv.in_channels == conv.conv.out_channels
     assert class_scores(model, torch.zeros(1, 3, 32, 32)).shape == (1, 64)
 
 

@@ -67,11 +67,11 @@ def test_plugin_rows_get_graph_input_channels_and_scaled_outputs_like_native_row
         assert isinstance(layers[i], ConvMixerStage)
         assert layers[i].c2 == c(c2) and len(layers[i].blocks) == n(reps)
         assert isinstance(layers[i].transition, torch.nn.Identity)  # the Conv before it already made c(c2) channels
-    assert layers[6].blocks[0].dw.kernel_size == (5, 5) and isinstance(layers[8].blocks[0].act1, torch.nn.SiLU)
+    assert layers[6].blocks[0].dw.conv.kernel_size == (5, 5) and isinstance(layers[8].blocks[0].dw.act, torch.nn.SiLU)
     block = layers[10]  # n=2 scaled by depth; one block is a module, several a Sequential
     blocks = list(block) if isinstance(block, torch.nn.Sequential) else [block]
     assert len(blocks) == n(2) and all(isinstance(b, ConvMixerBlock) and b.c2 == c(512) for b in blocks)
-    assert layers[13].transition[0].in_channels == c(1024) + c(512)  # Concat of SPPF (upsampled) and layer 10
+    assert layers[13].transition.conv.in_channels == c(1024) + c(512)  # Concat of SPPF (upsampled) and layer 10
     assert (layers[10].f, layers[10].i, layers[13].f) == (6, 10, -1)
     assert model.stride.tolist() == [8.0, 16.0, 32.0]
     assert model.eval()(torch.zeros(1, 3, 64, 64))[0].shape[2] == 64 + 16 + 4
@@ -93,8 +93,8 @@ def test_index_rows_get_the_backbone_channels_at_every_scale(scale):
 def test_packaged_models_use_the_shortcut_block_and_a_yaml_row_can_ask_for_the_papers(tmp_path):
     packaged = DetectionModel("yolov8n-convmixer.yaml", verbose=False)
     blocks = [m for m in packaged.modules() if isinstance(m, ConvMixerBlock)]
-    assert len(blocks) == 10 and all(b.shortcut and isinstance(b.act1, torch.nn.SiLU) for b in blocks)
-    assert all(b.order == "conv-bn-act" and b.dw.kernel_size == (3, 3) for b in blocks)
+    assert len(blocks) == 10 and all(b.shortcut and isinstance(b.dw.act, torch.nn.SiLU) for b in blocks)
+    assert all(b.dw.order == b.pw.order == "conv-bn-act" and b.dw.conv.kernel_size == (3, 3) for b in blocks)
 
     text = resources.model_yaml("yolov8-convmixer.yaml").read_text(encoding="utf-8")
     path = tmp_path / "yolov8n-paper.yaml"
@@ -102,8 +102,8 @@ def test_packaged_models_use_the_shortcut_block_and_a_yaml_row_can_ask_for_the_p
     path.write_text(text.replace("3, hierarchical, silu, true, conv-bn-act]", paper_row), encoding="utf-8")
     paper = [m for m in DetectionModel(str(path), verbose=False).modules() if isinstance(m, ConvMixerBlock)]
     assert len(paper) == 10 and not any(b.shortcut for b in paper)
-    assert all(b.dw.kernel_size == (9, 9) and isinstance(b.act1, torch.nn.GELU) for b in paper)
-    assert all(b.order == "conv-act-bn" for b in paper)
+    assert all(b.dw.conv.kernel_size == (9, 9) and isinstance(b.dw.act, torch.nn.GELU) for b in paper)
+    assert all(b.dw.order == b.pw.order == "conv-act-bn" for b in paper)
 
 
 def test_scale_letter_in_the_name_picks_the_scale_from_any_directory(tmp_path, monkeypatch):

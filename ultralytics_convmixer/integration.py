@@ -38,7 +38,14 @@ from .resources import dataset_yaml, model_yaml, unscaled_name
 
 SUPPORTED = "ultralytics>=8.3.253,<=8.4.190"
 # Every class a plugin checkpoint may pickle, for torch's weights_only unpickler (ULTRALYTICS_SAFE_LOAD=1).
-SAFE_GLOBALS = [*PLUGIN_MODULES.values(), cm.FeatureSpec, cm._Resample, DepthwiseConv2d]
+SAFE_GLOBALS = [
+    *PLUGIN_MODULES.values(),
+    cm.ConvNormAct,
+    cm.FixedEpsBatchNorm2d,
+    cm.FeatureSpec,
+    cm._Resample,
+    DepthwiseConv2d,
+]
 _registered = False
 _register_lock = threading.Lock()
 

@@ -2,13 +2,13 @@
 
 Plain PyTorch, no Ultralytics import: the whole model is visible here. Channel arguments follow Ultralytics'
 ``(c1, c2, ...)`` convention; in a model YAML ``c1`` is filled in from the graph and ``c2`` is scaled by ``scales``
-(see ``integration.py``), so a row reads like its native counterpart, e.g. ``[-1, 3, ConvMixerStage, [256, 7]]``.
+(see ``planner.py``), so a row reads like its native counterpart, e.g. ``[-1, 3, ConvMixerStage, [256, 7]]``.
 
 Each constructor validates its arguments and raises ``ValueError`` naming the argument at fault; the YAML parser adds
 the file, layer index and module name.
 """
 
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ PAPER_ORDER = "conv-act-bn"
 ADD_BEFORE_ACT = "conv-bn-add-act"
 DESIGNS = ("hierarchical", "isotropic16", "isotropic8")
 DESIGN_ALIASES = {"isotropic": "isotropic16"}
+ISOTROPIC_STRIDES = {"isotropic16": 16, "isotropic8": 8}  # the trunk's stride, which is its patch size
 
 
 def _check_int(name: str, value, minimum: int = 1) -> int:
@@ -56,6 +57,14 @@ def _check_ints(name: str, values, length: int, minimum: int = 1) -> List[int]:
     return [_check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values)]
 
 
+def _check_design(design) -> str:
+    """Return the design name ``design`` stands for (an alias resolved) if it is one of ``DESIGNS``."""
+    design = DESIGN_ALIASES.get(design, design) if isinstance(design, str) else design
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {list(DESIGNS)} (or 'isotropic'), got {design!r}")
+    return design
+
+
 def _check_order(order) -> str:
     """Return ``order`` if it is one of ``ORDERS``."""
     if order not in ORDERS:
@@ -68,23 +77,12 @@ def _init_conv(conv: nn.Module, std: float = 0.02) -> nn.Module:
 
     PyTorch's default (uniform, bound 1/sqrt(fan_in)) starts depthwise weights (fan-in k*k) much larger than dense
     ones; behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per step, so
-    small initial weights let the blocks learn faster (README, "How the kernel size was chosen").
+    small initial weights let the blocks learn faster (docs/design.md, "Initialization").
     """
     nn.init.trunc_normal_(conv.weight, std=std)
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
     return conv
-
-
-def _with_norm_act(layer: nn.Module, c: int, act: str, order: str) -> List[nn.Module]:
-    """Return ``layer`` (with ``c`` output channels) followed by its BatchNorm and activation in ``order``."""
-    norm = nn.BatchNorm2d(c)
-    return [layer, activation(act), norm] if order == PAPER_ORDER else [layer, norm, activation(act)]
-
-
-def _pointwise(c1: int, c2: int, act: str, order: str) -> List[nn.Module]:
-    """Return the layers of a pointwise conv c1 -> c2 with its activation and BatchNorm in ``order``."""
-    return _with_norm_act(_init_conv(nn.Conv2d(c1, c2, 1)), c2, act, order)
 
 
 def activation(act: str) -> nn.Module:
@@ -94,6 +92,17 @@ def activation(act: str) -> nn.Module:
     return ACTIVATIONS[act.lower()]()
 
 
+class FixedEpsBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d that keeps PyTorch's ``eps`` (1e-5), the one the paper's and timm's ConvMixer weights use.
+
+    Ultralytics sets every ``nn.BatchNorm2d`` of a model it builds to ``eps=1e-3`` (exact type only), which would change
+    what imported BatchNorm statistics compute. Momentum is Ultralytics' 0.03, as for its own layers.
+    """
+
+    def __init__(self, c: int, eps: float = 1e-5):
+        super().__init__(c, eps=eps, momentum=0.03)
+
+
 class FeatureSpec(NamedTuple):
     """Channels and stride of one output level of a multi-scale backbone (as detectron2's ``ShapeSpec``)."""
 
@@ -101,15 +110,48 @@ class FeatureSpec(NamedTuple):
     stride: int
 
 
+class ConvNormAct(nn.Module):
+    """A convolution with its BatchNorm and activation in ``order``; every plugin layer is one of these.
+
+    ``conv-act-bn`` is the paper's order; ``conv-bn-act`` is YOLOv8's (BatchNorm folds into the convolution, see
+    :func:`fold_batchnorm`). A residual passed to ``forward`` is added at the end, or, in ``conv-bn-add-act``, before
+    the activation (``act(residual + BN(conv(x)))``, as ResNet; ONNX Runtime fuses that into one CPU kernel).
+
+    Args:
+        conv (nn.Module): The convolution (``nn.Conv2d``, ``DepthwiseConv2d`` or ``nn.ConvTranspose2d``).
+        act (str): Activation name.
+        order (str): ``conv-act-bn``, ``conv-bn-act`` or ``conv-bn-add-act``.
+        norm (type): BatchNorm class, called with the output channels.
+    """
+
+    def __init__(self, conv: nn.Module, act: str, order: str, norm: type = nn.BatchNorm2d):
+        super().__init__()
+        self.conv, self.act, self.bn = conv, activation(act), norm(conv.out_channels)
+        self.order = _check_order(order)
+
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Convolve, normalize and activate in ``order``, adding ``residual`` (if given) as the order says."""
+        y = self.conv(x)
+        if self.order == PAPER_ORDER:
+            y = self.bn(self.act(y))
+        elif self.order == ADD_BEFORE_ACT and residual is not None:
+            return self.act(residual + self.bn(y))
+        else:
+            y = self.act(self.bn(y))
+        return y if residual is None else residual + y
+
+
+def _pointwise(c1: int, c2: int, act: str, order: str, norm: type = nn.BatchNorm2d) -> ConvNormAct:
+    return ConvNormAct(_init_conv(nn.Conv2d(c1, c2, 1)), act, order, norm)
+
+
 class ConvMixerBlock(nn.Module):
-    """ConvMixer block: residual depthwise conv -> act -> BN, then pointwise conv -> act -> BN (residual by default).
+    """ConvMixer block: residual(depthwise conv -> act -> BN), then pointwise conv -> act -> BN (residual by default).
 
     The paper has no residual around the pointwise half; ``shortcut=False`` reproduces it exactly. In a plain stack
-    BatchNorm multiplies the gradient at every block: with 30 such blocks (yolov8n-sized) the stem gets >200x the
-    relative gradient of the backbone's end at initialization (stock YOLOv8n: 7x), eval-mode BN statistics lag the
-    weights, and the detector barely learns in YOLO's short schedules. ``shortcut=True`` (default) adds the residual.
-    See README, "Why the pointwise shortcut and wider levels". ``order="conv-bn-act"`` puts each BatchNorm before
-    its activation, as YOLOv8's ``Conv`` does, so that it folds into the convolution for inference;
+    BatchNorm multiplies the gradient at every block, and the detector barely learns in YOLO's short schedules, so the
+    packaged models add the residual (docs/design.md, "The pointwise shortcut"). ``order="conv-bn-act"`` puts each
+    BatchNorm before its activation, as YOLOv8's ``Conv`` does, so that it folds into the convolution for inference;
     ``order="conv-bn-add-act"`` also adds each residual before the activation (``act(x + bn(conv(x)))``, as ResNet).
 
     Args:
@@ -118,49 +160,31 @@ class ConvMixerBlock(nn.Module):
         act (str): Activation name, ``gelu`` by default as in the paper.
         shortcut (bool): Add a residual around the pointwise half as well.
         order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act``.
+        norm (type): BatchNorm class (:class:`FixedEpsBatchNorm2d` in an imported trunk).
     """
 
-    order = PAPER_ORDER  # class default: blocks pickled before ``order`` existed keep the order they were trained with
-    shortcut = False  # and those pickled before ``shortcut`` existed had the paper's block
-
-    def __init__(self, c1: int, k: int = 9, act: str = "gelu", shortcut: bool = True, order: str = PAPER_ORDER):
+    def __init__(
+        self,
+        c1: int,
+        k: int = 9,
+        act: str = "gelu",
+        shortcut: bool = True,
+        order: str = PAPER_ORDER,
+        norm: type = nn.BatchNorm2d,
+    ):
         super().__init__()
         c1, k = _check_int("c1", c1), _check_kernel("k", k)
-        self.dw = _init_conv(DepthwiseConv2d(c1, k))
-        self.act1, self.bn1 = activation(act), nn.BatchNorm2d(c1)
-        self.pw = _init_conv(nn.Conv2d(c1, c1, 1))
-        self.act2, self.bn2 = activation(act), nn.BatchNorm2d(c1)
+        self.dw = ConvNormAct(_init_conv(DepthwiseConv2d(c1, k)), act, order, norm)  # mixes space
+        self.pw = ConvNormAct(_init_conv(nn.Conv2d(c1, c1, 1)), act, order, norm)  # mixes channels
         self.shortcut, self.c2 = _check_bool("shortcut", shortcut), c1
-        self.order = _check_order(order)
-
-    def mix_space(self, x: torch.Tensor) -> torch.Tensor:
-        """Depthwise conv with its BatchNorm and activation in ``order``: the residual branch of the first half.
-
-        Not used by ``conv-bn-add-act``, whose ``forward`` adds the residual before the activation.
-        """
-        y = self.dw(x)
-        return self.bn1(self.act1(y)) if self.order == PAPER_ORDER else self.act1(self.bn1(y))
-
-    def mix_channels(self, x: torch.Tensor) -> torch.Tensor:
-        """Pointwise conv with its BatchNorm and activation in ``order``: the second half (a residual branch too).
-
-        Not used by ``conv-bn-add-act``, as ``mix_space``.
-        """
-        y = self.pw(x)
-        return self.bn2(self.act2(y)) if self.order == PAPER_ORDER else self.act2(self.bn2(y))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mix space (depthwise, with residual), then channels (pointwise, residual if ``shortcut``)."""
-        if self.order == ADD_BEFORE_ACT:
-            x = self.act1(x + self.bn1(self.dw(x)))
-            y = self.bn2(self.pw(x))
-            return self.act2(x + y if self.shortcut else y)
-        x = x + self.mix_space(x)
-        y = self.mix_channels(x)
-        return x + y if self.shortcut else y
+        x = self.dw(x, residual=x)
+        return self.pw(x, residual=x if self.shortcut else None)
 
 
-class PatchEmbed(nn.Module):
+class PatchEmbed(ConvNormAct):
     """Patch embedding: p x p convolution with stride p -> act -> BN (or -> BN -> act).
 
     Args:
@@ -170,21 +194,15 @@ class PatchEmbed(nn.Module):
         act (str): Activation name.
         order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act`` (here the same as
             ``conv-bn-act``: an embedding has no residual).
+        norm (type): BatchNorm class.
     """
 
-    order = PAPER_ORDER  # class default for embeddings pickled before ``order`` existed
-
-    def __init__(self, c1: int, c2: int, p: int = 8, act: str = "gelu", order: str = PAPER_ORDER):
-        super().__init__()
+    def __init__(
+        self, c1: int, c2: int, p: int = 8, act: str = "gelu", order: str = PAPER_ORDER, norm: type = nn.BatchNorm2d
+    ):
         c1, c2, p = _check_int("c1", c1), _check_int("c2", c2), _check_int("p", p)
-        self.conv = _init_conv(nn.Conv2d(c1, c2, p, stride=p))
-        self.act, self.bn = activation(act), nn.BatchNorm2d(c2)
-        self.c2, self.order = c2, _check_order(order)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Cut the input into non-overlapping p x p patches and embed each one."""
-        x = self.conv(x)
-        return self.bn(self.act(x)) if self.order == PAPER_ORDER else self.act(self.bn(x))
+        super().__init__(_init_conv(nn.Conv2d(c1, c2, p, stride=p)), act, order, norm)
+        self.c2 = c2
 
 
 class ConvMixerStage(nn.Module):
@@ -213,7 +231,7 @@ class ConvMixerStage(nn.Module):
     ):
         super().__init__()
         c1, c2, n, order = _check_int("c1", c1), _check_int("c2", c2), _check_int("n", n), _check_order(order)
-        self.transition = nn.Sequential(*_pointwise(c1, c2, act, order)) if c1 != c2 else nn.Identity()
+        self.transition = _pointwise(c1, c2, act, order) if c1 != c2 else nn.Identity()
         self.blocks = nn.Sequential(*(ConvMixerBlock(c2, k, act, shortcut, order) for _ in range(n)))
         self.c2 = c2
 
@@ -227,10 +245,10 @@ class _Resample(nn.Sequential):
 
     def __init__(self, c1: int, c2: int, scale: float, act: str, order: str = PAPER_ORDER):
         if scale == 2.0:
-            layers = _with_norm_act(_init_conv(nn.ConvTranspose2d(c1, c1, 2, stride=2)), c1, act, order)
+            layers = [ConvNormAct(_init_conv(nn.ConvTranspose2d(c1, c1, 2, stride=2)), act, order)]
         else:
             layers = [] if scale == 1.0 else [nn.MaxPool2d(round(1 / scale))]
-        super().__init__(*layers, *_pointwise(c1, c2, act, order))
+        super().__init__(*layers, _pointwise(c1, c2, act, order))
 
 
 class ConvMixerBackbone(nn.Module):
@@ -243,19 +261,23 @@ class ConvMixerBackbone(nn.Module):
         - ``hierarchical``: a p=4 patch stem, then one ConvMixer stage per level with a 2x2 stride-2 patch-merging
           conv between levels (a ConvMixer take on the usual CNN pyramid).
         - ``isotropic16`` / ``isotropic8``: the paper's design, one patch embedding (p=16 or p=8) and a trunk of
-          ``sum(depths)`` blocks at a single resolution and width (``channels[1]`` at stride 16, ``channels[0]`` at
-          stride 8), then a simple feature pyramid as in ViTDet (deconv up, max-pool down, pointwise projections).
+          ConvMixer blocks at a single resolution and width ``dim``, then a simple feature pyramid as in ViTDet
+          (deconv up, max-pool down, pointwise projections). The trunk's BatchNorms keep PyTorch's eps
+          (:class:`FixedEpsBatchNorm2d`), so weights imported from timm compute what they computed there
+          (``ultralytics_convmixer.timm_import``). A level with 0 channels is not built, and its output is None.
 
     Args:
         c1 (int): Input (image) channels.
         channels (Sequence[int]): Output channels of P3, P4, P5.
-        depths (Sequence[int]): ConvMixer blocks per level; an isotropic trunk has their sum.
+        depths (Sequence[int] | int): ConvMixer blocks per level; an isotropic trunk has their sum, or the one integer.
         k (int): Odd depthwise kernel size.
         design (str): ``hierarchical``, ``isotropic16`` (alias ``isotropic``) or ``isotropic8``.
         act (str): Activation name.
         shortcut (bool): Residual around each block's pointwise half too (see ``ConvMixerBlock``).
         order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act``, for every layer
             (see ``ConvMixerBlock``).
+        dim (int | None): Width of an isotropic trunk; None takes ``channels[1]`` (isotropic16) or ``channels[0]``
+            (isotropic8).
     """
 
     strides = (8, 16, 32)
@@ -264,47 +286,71 @@ class ConvMixerBackbone(nn.Module):
         self,
         c1: int,
         channels: Sequence[int] = (64, 128, 256),
-        depths: Sequence[int] = (2, 2, 2),
+        depths: Union[Sequence[int], int] = (2, 2, 2),
         k: int = 9,
         design: str = "hierarchical",
         act: str = "gelu",
         shortcut: bool = True,
         order: str = PAPER_ORDER,
+        dim: Optional[int] = None,
     ):
         super().__init__()
         c1, k, shortcut = _check_int("c1", c1), _check_kernel("k", k), _check_bool("shortcut", shortcut)
-        order = _check_order(order)
-        channels, depths = _check_ints("channels", channels, 3), _check_ints("depths", depths, 3, minimum=0)
-        design = DESIGN_ALIASES.get(design, design) if isinstance(design, str) else design
-        if design not in DESIGNS:
-            raise ValueError(f"design must be one of {list(DESIGNS)} (or 'isotropic'), got {design!r}")
+        order, design = _check_order(order), _check_design(design)
         activation(act)  # validate before building anything
-        self.design, self.out_channels = design, channels
+        block = dict(k=k, act=act, shortcut=shortcut, order=order)
         if design == "hierarchical":
-            # The stem conv is the model's first parameter: Ultralytics' GFLOPs counter reads the input channels off it.
-            self.stem = PatchEmbed(c1, max(channels[0] // 2, 8), p=4, act=act, order=order)
-            widths = [self.stem.c2, *channels]
-            self.levels = nn.ModuleList(
-                nn.Sequential(
-                    PatchEmbed(widths[i], widths[i + 1], p=2, act=act, order=order),
-                    *(ConvMixerBlock(widths[i + 1], k, act, shortcut, order) for _ in range(depths[i])),
+            if dim is not None:
+                raise ValueError(
+                    f"dim is the width of an isotropic trunk; the hierarchical design has none, got {dim}"
                 )
-                for i in range(3)
-            )
+            channels, depths = _check_ints("channels", channels, 3), _check_ints("depths", depths, 3, minimum=0)
+            self._build_hierarchical(c1, channels, depths, block)
         else:
-            trunk_stride, dim = (16, channels[1]) if design == "isotropic16" else (8, channels[0])
-            self.stem = PatchEmbed(c1, dim, p=trunk_stride, act=act, order=order)
-            self.trunk = nn.Sequential(*(ConvMixerBlock(dim, k, act, shortcut, order) for _ in range(sum(depths))))
-            self.pyramid = nn.ModuleList(
-                _Resample(dim, c, trunk_stride / s, act, order) for c, s in zip(channels, self.strides)
+            channels = _check_ints("channels", channels, 3, minimum=0)
+            if not any(channels):
+                raise ValueError(f"channels must build at least one level, got {channels}")
+            if isinstance(depths, int) and not isinstance(depths, bool):
+                depth = _check_int("depths", depths, minimum=0)
+            else:
+                depth = sum(_check_ints("depths", depths, 3, minimum=0))
+            self._build_isotropic(c1, channels, depth, dim, design, block)
+        self.design, self.out_channels = design, channels
+
+    def _build_hierarchical(self, c1: int, channels: List[int], depths: List[int], block: dict) -> None:
+        act, order = block["act"], block["order"]
+        # The stem conv is the model's first parameter: Ultralytics' GFLOPs counter reads the input channels off it.
+        self.stem = PatchEmbed(c1, max(channels[0] // 2, 8), p=4, act=act, order=order)
+        widths = [self.stem.c2, *channels]
+        self.levels = nn.ModuleList(
+            nn.Sequential(
+                PatchEmbed(widths[i], widths[i + 1], p=2, act=act, order=order),
+                *(ConvMixerBlock(widths[i + 1], **block) for _ in range(depths[i])),
             )
+            for i in range(3)
+        )
+
+    def _build_isotropic(
+        self, c1: int, channels: List[int], depth: int, dim: Optional[int], design: str, block: dict
+    ) -> None:
+        self.trunk_stride = ISOTROPIC_STRIDES[design]
+        default_dim = channels[self.strides.index(self.trunk_stride)]
+        self.dim = _check_int("dim", default_dim if dim is None else dim)
+        norm = FixedEpsBatchNorm2d
+        self.stem = PatchEmbed(c1, self.dim, p=self.trunk_stride, act=block["act"], order=block["order"], norm=norm)
+        self.trunk = nn.Sequential(*(ConvMixerBlock(self.dim, **block, norm=norm) for _ in range(depth)))
+        self.pyramid = nn.ModuleList(
+            _Resample(self.dim, c, self.trunk_stride / s, block["act"], block["order"]) if c else nn.Identity()
+            for c, s in zip(channels, self.strides)
+        )
 
     def output_shape(self) -> Dict[str, FeatureSpec]:
-        """Channels and stride of each output level, keyed ``P3``, ``P4``, ``P5``."""
-        return {f"P{i + 3}": FeatureSpec(c, s) for i, (c, s) in enumerate(zip(self.out_channels, self.strides))}
+        """Channels and stride of each output level, keyed ``P3``, ``P4``, ``P5`` (levels not built are left out)."""
+        levels = zip(self.out_channels, self.strides)
+        return {f"P{i + 3}": FeatureSpec(c, s) for i, (c, s) in enumerate(levels) if c}
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Return the feature maps ``[P3, P4, P5]``."""
+    def forward(self, x: torch.Tensor) -> List[Optional[torch.Tensor]]:
+        """Return the feature maps ``[P3, P4, P5]`` (None for a level not built)."""
         x = self.stem(x)
         if self.design == "hierarchical":
             outputs = []
@@ -313,7 +359,7 @@ class ConvMixerBackbone(nn.Module):
                 outputs.append(x)
             return outputs
         x = self.trunk(x)
-        return [project(x) for project in self.pyramid]
+        return [project(x) if c else None for c, project in zip(self.out_channels, self.pyramid)]
 
 
 def _fold(conv: nn.Module, norm: nn.BatchNorm2d) -> None:
@@ -332,33 +378,23 @@ def _fold(conv: nn.Module, norm: nn.BatchNorm2d) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> int:
-    """Fold every BatchNorm that directly follows a convolution in the plugin's modules into that convolution.
+    """Fold every BatchNorm that directly follows a convolution in the plugin's layers into that convolution.
 
-    For inference only (the folded model computes what the unfused one computes in eval mode). Modules in the paper's
+    For inference only (the folded model computes what the unfused one computes in eval mode). Layers in the paper's
     ``conv-act-bn`` order have nothing to fold; Ultralytics' own layers are left to its ``fuse()``. The convolutions
     stay the same objects (a ``DepthwiseConv2d`` keeps its fast path); each folded BatchNorm becomes an ``Identity``.
 
     Args:
-        model (nn.Module): Any module; plugin modules inside it are folded.
+        model (nn.Module): Any module; plugin layers inside it are folded.
 
     Returns:
         (int): The number of BatchNorm layers folded.
     """
-    pairs = []  # (parent, conv name, BN name)
-    for m in model.modules():
-        if isinstance(m, ConvMixerBlock) and m.order != PAPER_ORDER:
-            pairs += [(m, "dw", "bn1"), (m, "pw", "bn2")]
-        elif isinstance(m, PatchEmbed) and m.order != PAPER_ORDER:
-            pairs.append((m, "conv", "bn"))
-        elif isinstance(m, ConvMixerStage) and isinstance(m.transition, nn.Sequential):
-            pairs += [(m.transition, str(i), str(i + 1)) for i in range(len(m.transition) - 1)]
-        elif isinstance(m, _Resample):
-            pairs += [(m, str(i), str(i + 1)) for i in range(len(m) - 1)]
     folded = 0
-    for parent, conv_name, norm_name in pairs:
-        conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
-        if type(norm) is nn.BatchNorm2d and isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
-            _fold(conv, norm)
-            setattr(parent, norm_name, nn.Identity())
+    for m in model.modules():
+        foldable = isinstance(m, ConvNormAct) and m.order != PAPER_ORDER and isinstance(m.bn, nn.BatchNorm2d)
+        if foldable and isinstance(m.conv, (nn.Conv2d, nn.ConvTranspose2d)):
+            _fold(m.conv, m.bn)
+            m.bn = nn.Identity()
             folded += 1
     return folded

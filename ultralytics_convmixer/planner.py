@@ -31,7 +31,7 @@ YAML_ARGS = {
     "ConvMixerBlock": ["k", "act", "shortcut", "order"],
     "PatchEmbed": ["c2", "p", "act", "order"],
     "ConvMixerStage": ["c2", "k", "act", "shortcut", "order"],
-    "ConvMixerBackbone": ["channels", "depths", "k", "design", "act", "shortcut", "order"],
+    "ConvMixerBackbone": ["channels", "depths", "k", "design", "act", "shortcut", "order", "dim"],
 }
 # Native modules whose first argument is an output channel count scaled by width (parse_model's ``base_modules``;
 # Classify's stays the class count).
@@ -178,9 +178,7 @@ class Planner:
         if "c2" in kwargs:
             kwargs["c2"] = self._scale_channels(cm._check_int("c2", kwargs["c2"]))
         if m == "ConvMixerBackbone":
-            kwargs["channels"] = [self._scale_channels(c) for c in cm._check_ints("channels", kwargs["channels"], 3)]
-            if "depths" in kwargs:
-                kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", kwargs["depths"], 3, 0)]
+            self._scale_backbone_args(kwargs)
         if m in {"PatchEmbed", "ConvMixerBackbone"} and n != 1:
             raise ValueError(f"repeats (n) must be 1 for {m}, got {n}")
         if "n" in inspect.signature(cls).parameters:  # a stage takes its (depth-scaled) block count, as C2f does
@@ -188,6 +186,17 @@ class Planner:
         if m == "ConvMixerBlock" and n_ > 1:
             return nn.Sequential(*(cls(c1, **kwargs) for _ in range(n_)))
         return cls(c1, **kwargs)
+
+    def _scale_backbone_args(self, kwargs: dict) -> None:
+        """Scale a ConvMixerBackbone's channels (0: a level not built), trunk width and depths in place."""
+        kwargs["channels"] = [self._scale_channels(c) for c in cm._check_ints("channels", kwargs["channels"], 3, 0)]
+        if kwargs.get("dim") is not None:
+            kwargs["dim"] = self._scale_channels(cm._check_int("dim", kwargs["dim"]))
+        depths = kwargs.get("depths")
+        if isinstance(depths, int) and not isinstance(depths, bool):  # an isotropic trunk's block count
+            kwargs["depths"] = self._scale_depth(cm._check_int("depths", depths, 0))
+        elif depths is not None:
+            kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", depths, 3, 0)]
 
     def _plan_native_row(self, i: int, f, n, m: str, args: list, inputs: list):
         """Record a native row's output channels; rewrite Index rows that select a ConvMixerBackbone level."""
@@ -231,6 +240,8 @@ class Planner:
         if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level < len(levels):
             raise PlanError(f"{where}: index must be 0..{len(levels) - 1} (P3..P5) of the backbone, got {level!r}")
         actual = levels[level]
+        if not actual:
+            raise PlanError(f"{where}: selects P{level + 3} of the ConvMixerBackbone, which is not built (0 channels)")
         written = args[0] if args else None
         # The YAML author writes unscaled channels, as everywhere else; the real (scaled) number is accepted too.
         if (
