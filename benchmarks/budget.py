@@ -1,25 +1,58 @@
-"""Params and GFLOPs of every packaged ConvMixer YAML against stock YOLOv8 of the same task and scale.
+"""Params and GFLOPs of every packaged ConvMixer YAML against stock YOLO of the same family, task and scale.
 
 Measured with the installed Ultralytics' own counters (``get_flops``: 640 px, classify 224 px), in one process.
 
-    python benchmarks/budget.py                      # the README table
-    python benchmarks/budget.py --designs            # backbone designs compared at the default budget
-    python benchmarks/budget.py --json budget.json   # also write the numbers
+    python benchmarks/budget.py --write docs/budget.md   # the budget tables of the docs (builds ~50 models on CPU)
+    python benchmarks/budget.py --scales n               # print the tables of one scale
+    python benchmarks/budget.py --designs                # backbone designs compared at the default budget
+    python benchmarks/budget.py --json budget.json       # also write the numbers
 """
 
 import argparse
 import copy
-import json
 import os
+import shlex
+import sys
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+import torch
+import ultralytics
 from ultralytics import YOLO
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils.torch_utils import get_flops
 
-TASKS = {"detect": ("", ""), "segment": ("-seg", "-seg"), "pose": ("-pose", "-pose"), "obb": ("-obb", "-obb"),
-         "classify": ("-cls", "-cls")}  # fmt: skip
+from ultralytics_convmixer.resources import TASK_SUFFIXES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from common import markdown_table, write_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Family(NamedTuple):
+    """A model family: its name and the YAML names of stock and ConvMixer models (``{scale}``, ``{suffix}``)."""
+
+    name: str
+    stock: str
+    ours: str
+
+
+FAMILIES = [Family("YOLOv8", "yolov8{scale}{suffix}.yaml", "yolov8{scale}-convmixer{suffix}.yaml")]
+
+COLUMNS = [
+    "model",
+    "task",
+    ("params (M)", "params_m"),
+    ("stock params (M)", "stock_params_m"),
+    ("params ratio", "params_ratio"),
+    ("GFLOPs", "gflops"),
+    ("stock GFLOPs", "stock_gflops"),
+    ("GFLOPs ratio", "gflops_ratio"),
+]
+
 # Alternatives to the packaged hierarchical backbone, each at depths that land near the stock budget.
 DESIGNS = {
     "hierarchical [512,768,1024] x [14,9,6] (default)": None,
@@ -44,18 +77,21 @@ def _from_dict(d: dict, task: str):
     return (ClassificationModel if task == "classify" else DetectionModel)(copy.deepcopy(d), verbose=False)
 
 
-def budget_table(scales: str) -> list:
+def budget_table(scales: str, family: Family = FAMILIES[0]) -> list:
+    """One row per task and scale of ``family``: the ConvMixer model's params and GFLOPs, stock's, and the ratios."""
     rows = []
-    for task, (ours, stock) in TASKS.items():
+    for task, suffix in TASK_SUFFIXES.items():
         for s in scales:
-            p, g = measure(f"yolov8{s}-convmixer{ours}.yaml", task)
-            sp, sg = measure(f"yolov8{s}{stock}.yaml", task)
-            rows.append(dict(model=f"yolov8{s}-convmixer{ours}", params_m=p, gflops=g, stock_params_m=sp,
-                             stock_gflops=sg, params_ratio=p / sp, gflops_ratio=g / sg))  # fmt: skip
+            p, g = measure(family.ours.format(scale=s, suffix=suffix), task)
+            sp, sg = measure(family.stock.format(scale=s, suffix=suffix), task)
+            rows.append(dict(model=Path(family.ours.format(scale=s, suffix=suffix)).stem, task=task, params_m=p,
+                             gflops=g, stock_params_m=sp, stock_gflops=sg, params_ratio=p / sp,
+                             gflops_ratio=g / sg))  # fmt: skip
     return rows
 
 
 def design_table(scales: str) -> list:
+    """One row per backbone design of ``DESIGNS`` and scale: params and GFLOPs ratios to stock YOLOv8 detect."""
     base, rows = yaml_model_load("yolov8-convmixer.yaml"), []
     stock = {s: measure(f"yolov8{s}.yaml", "detect") for s in scales}
     for name, args in DESIGNS.items():
@@ -71,21 +107,50 @@ def design_table(scales: str) -> list:
     return rows
 
 
-def markdown(rows: list) -> str:
-    keys = list(rows[0])
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows])
+def document(sections: Sequence[tuple], argv: Sequence[str]) -> str:
+    """The Markdown file ``--write`` writes: a generated-by header, then each ``(title, table)`` section."""
+    script = Path(__file__).resolve()
+    script = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    command = shlex.join(["python", str(script), *argv])
+    lines = [
+        "# Params and GFLOPs budget",
+        "",
+        f"Generated by `{command}` with Ultralytics {ultralytics.__version__} and torch {torch.__version__}; do not "
+        "edit by hand.",
+        "",
+        "Params in millions; GFLOPs from Ultralytics' `get_flops` at 640 px (classify: 224 px); ratios are ConvMixer "
+        "over stock.",
+    ]
+    for title, table in sections:
+        lines += ["", f"## {title}", "", table]
+    return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
+def main(argv: Optional[List[str]] = None) -> None:
+    """Measure, print the tables and write the files the options ask for."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="nsmlx")
     parser.add_argument("--designs", action="store_true", help="compare backbone designs instead")
     parser.add_argument("--json", help="write the rows to this file")
-    args = parser.parse_args()
-    rows = design_table(args.scales) if args.designs else budget_table(args.scales)
-    print(markdown(rows))
+    parser.add_argument("--write", type=Path, help="write the tables as a Markdown file, e.g. docs/budget.md")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.designs:
+        rows = design_table(args.scales)
+        sections = [("Backbone designs (YOLOv8 detect)", markdown_table(rows))]
+    else:
+        per_family = [(family.name, budget_table(args.scales, family)) for family in FAMILIES]
+        rows = [row for _, family_rows in per_family for row in family_rows]
+        sections = [(name, markdown_table(family_rows, COLUMNS)) for name, family_rows in per_family]
+    for title, table in sections:
+        print(f"{title}\n\n{table}\n")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        write_json(args.json, rows)
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(document(sections, argv))
+        print(f"wrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()

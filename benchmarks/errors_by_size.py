@@ -18,8 +18,8 @@ not a metric to report instead of mAP.
 """
 
 import argparse
-import json
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -27,6 +27,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import numpy as np
 
 import ultralytics_convmixer  # noqa: F401 - registers the plugin modules
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from common import markdown_table, write_json  # noqa: E402
 
 SIZE_EDGES = (0.0, 0.05, 0.1, 0.2, 1.0)  # bucket edges: object side / image side
 IOU_FOUND = 0.5
@@ -119,13 +122,10 @@ def main() -> None:
     for weights in args.weights:
         stats = evaluate(weights, images, args.imgsz, args.conf, args.device)
         rows += [dict(model=weights, **r) for r in summarize(stats)]
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-    for r in rows:
-        print("| " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
+    print(markdown_table(rows))
     print(f"({len(images)} images of {args.data} at {args.imgsz} px, conf >= {args.conf}, found: IoU >= {IOU_FOUND})")
     if args.json:
-        args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, rows=rows), indent=1))
+        write_json(args.json, dict(args={k: str(v) for k, v in vars(args).items()}, rows=rows))
 
 
 if __name__ == "__main__":

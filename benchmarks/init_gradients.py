@@ -7,7 +7,7 @@ blocks multiplies the gradient at every block, so its stem gets far larger relat
 network; residual stacks do not.
 
 ``--init pytorch`` re-initializes the plugin's convolutions with PyTorch's default (uniform, bound 1/sqrt(fan_in)),
-the plugin's init before it moved to ConvNeXt's truncated normal (std 0.02). The ratio is the SGD view of a layer's
+instead of the plugin's ConvNeXt-style truncated normal (std 0.02). The ratio is the SGD view of a layer's
 speed; under Adam (Ultralytics' choice for short schedules) a step moves each weight by about ``lr``, so the relative
 update is ``lr / rms(w)`` instead, which is what the small init evens out between the plugin's and YOLOv8's layers.
 
@@ -17,6 +17,8 @@ update is ``lr / rms(w)`` instead, which is what the small init evens out betwee
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -25,6 +27,9 @@ from torch import nn
 
 import ultralytics_convmixer  # noqa: F401 - registers the plugin modules
 from ultralytics_convmixer.modules import ConvMixerBlock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from common import markdown_table  # noqa: E402
 
 
 def relative_gradients(cfg: str, shortcut: bool | None, imgsz: int, batch: int, init: str = "plugin", seed: int = 0):
@@ -63,10 +68,7 @@ def main() -> None:
         rows.append(relative_gradients(cfg, None, args.imgsz, args.batch, args.init))
         if rows[-1]["blocks"]:  # the same model with the paper's block (no pointwise shortcut)
             rows.append(relative_gradients(cfg, False, args.imgsz, args.batch, args.init))
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-    for r in rows:
-        print("| " + " | ".join(f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
+    print(markdown_table(rows, number_format="{:.3g}"))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Examples::
 
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -37,9 +36,17 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+
+from common import markdown_table, write_json  # noqa: E402
 
 from ultralytics_convmixer import dwconv  # noqa: E402
-from ultralytics_convmixer.dwconv import DepthwiseConv2d, depthwise_conv2d_triton, fast_path_reason  # noqa: E402
+from ultralytics_convmixer.dwconv import (  # noqa: E402
+    DepthwiseConv2d,
+    depthwise_conv2d_triton,
+    fast_path_reason,
+    take_triton_failure,
+)
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 GPU_SHAPES = [(32, 64, 160, 160), (32, 128, 80, 80), (32, 256, 40, 40), (32, 512, 20, 20)]
@@ -158,14 +165,13 @@ def bench_row(shape, k, layout, args, device, bandwidth_gbps, cudnn_k7: Dict[tup
     row["ours_fwd_ms"] = t(fwd_only(ours, inputs))
     row["ours_fwdbwd_ms"] = t(fwd_bwd(ours, inputs, grad))
     if ours is depthwise_conv2d_triton:  # the backward kernels alone, for tuning
+        kernels = triton_kernels()
         x, weight, _ = (v.detach() for v in inputs)
         nhwc = channels_last
-        w_flat = dwconv._taps(weight, nhwc, flip=True)
-        row["ours_bwd_input_ms"] = t(lambda: dwconv._conv_same(grad, w_flat, None, k, nhwc))
-        row["ours_bwd_weight_ms"] = t(lambda: dwconv._weight_grad(x, grad, k, nhwc, True))
-        ks = dwconv._kernels()
+        row["ours_bwd_input_ms"] = t(lambda: kernels.input_grad(grad, weight, nhwc))
+        row["ours_bwd_weight_ms"] = t(lambda: kernels.weight_grad(x, grad, k, nhwc, True))
         names = ("fwd_nhwc", "wgrad_nhwc") if nhwc else ("fwd_nchw",)
-        row["ours_configs"] = {name: str(getattr(ks[name], "best_config", None)) for name in names}
+        row["ours_configs"] = {name: str(getattr(kernels.KERNELS[name], "best_config", None)) for name in names}
     size = shape[0] * shape[1] * shape[2] * shape[3] * torch.finfo(dtype).bits // 8
     row["floor_fwd_ms"] = 2 * size / (bandwidth_gbps * 1e9) * 1e3
     row["floor_fwdbwd_ms"] = 5 * size / (bandwidth_gbps * 1e9) * 1e3
@@ -176,17 +182,19 @@ def bench_row(shape, k, layout, args, device, bandwidth_gbps, cudnn_k7: Dict[tup
     return row
 
 
-def take_triton_failure() -> Optional[str]:
-    """Return the Triton failure of the case or row just run, and forget it.
+def triton_kernels():
+    """Return the ``dwconv_triton`` module (it imports Triton: only for the CUDA or interpreter paths)."""
+    from ultralytics_convmixer import dwconv_triton
 
-    ``DepthwiseConv2d`` gives up Triton for the rest of a process after one failure, which is right for training but
-    would leave every later case and benchmark row here timing cuDNN: one exotic case must not cost the whole run.
-    """
-    return dwconv._triton_state.pop("failure", None)
+    return dwconv_triton
 
 
 def check_case(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, device: torch.device) -> dict:
-    """``check_one``, failed if the Triton kernels failed in it (see ``take_triton_failure``)."""
+    """``check_one``, failed if the Triton kernels failed in it.
+
+    Each case takes its own failure (``take_triton_failure``), so that one exotic case does not leave every later one
+    on the ``nn.Conv2d`` fallback.
+    """
     row = check_one(conv, shape, k, dtype, channels_last, device)
     failure = take_triton_failure()
     if failure is not None:
@@ -242,26 +250,28 @@ def check_all(device: torch.device, ks: Sequence[int]) -> dict:
     conv = depthwise_conv2d_triton if use_triton else DepthwiseConv2d
     shape = (2, 24, 23, 29) if device.type == "cuda" else (2, 5, 9, 7)  # odd sizes, C not a multiple of 16
     results = []
-    kernels = dwconv._kernels() if use_triton else {}
-    saved = dict(dwconv.FORCED_CONFIGS)
+    kernels = triton_kernels() if use_triton else None
+    forced = kernels.FORCED_CONFIGS if use_triton else {}
+    all_configs = kernels.CONFIGS if use_triton else {}
+    saved = dict(forced)
     try:
-        for name, configs in kernels.get("configs", {}).items():
-            dwconv.FORCED_CONFIGS[name] = {**configs[0].kwargs, "num_warps": configs[0].num_warps}
+        for name, configs in all_configs.items():
+            forced[name] = kernels.config_meta(configs[0])
         for k in ks:
             for dtype in DTYPES.values():
                 for channels_last in (False, True):
                     results.append(check_case(conv, shape, k, dtype, channels_last, device))
         if use_triton and 9 in ks:
             config_shape = (2, 32, 21, 27) if device.type == "cuda" else (1, 16, 7, 9)
-            for name, configs in kernels["configs"].items():
+            for name, configs in all_configs.items():
                 for config in configs:
-                    dwconv.FORCED_CONFIGS[name] = {**config.kwargs, "num_warps": config.num_warps}
+                    forced[name] = kernels.config_meta(config)
                     row = check_case(conv, config_shape, 9, torch.float16, name != "fwd_nchw", device)
                     results.append({**row, "config": f"{name}: {config}"})
-                dwconv.FORCED_CONFIGS[name] = {**configs[0].kwargs, "num_warps": configs[0].num_warps}
+                forced[name] = kernels.config_meta(configs[0])
     finally:
-        dwconv.FORCED_CONFIGS.clear()
-        dwconv.FORCED_CONFIGS.update(saved)
+        forced.clear()
+        forced.update(saved)
     failures = [r for r in results if not r["ok"]]
     dispatch = {}
     if device.type == "cuda":  # the module must choose the fast path on CUDA, also under autocast
@@ -327,27 +337,30 @@ def check_compile(module: DepthwiseConv2d, x: torch.Tensor) -> dict:
     return report
 
 
-def fmt(v: Optional[float], digits: int = 2) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
 def markdown(rows: List[dict], cudnn_k7: Dict[tuple, float]) -> str:
-    head = (
-        "| layout | shape (N, C, H, W) | k | cuDNN fwd | ours fwd | cuDNN fwd+bwd | ours fwd+bwd | ours bwd dx "
-        "| ours bwd dW | cuDNN/ours | ours/cuDNN k=7 | floor | ours/floor |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
+    """The benchmark rows as a Markdown table (times in ms)."""
+
+    def over_k7(r: dict) -> Optional[float]:
         k7 = cudnn_k7.get((r["layout"], *r["shape"]))
-        lines.append(
-            f"| {r['layout']} | {', '.join(map(str, r['shape']))} | {r['k']} | {fmt(r['cudnn_fwd_ms'])} "
-            f"| {fmt(r['ours_fwd_ms'])} "
-            f"| {fmt(r['cudnn_fwdbwd_ms'])} | {fmt(r['ours_fwdbwd_ms'])} | {fmt(r.get('ours_bwd_input_ms'))} "
-            f"| {fmt(r.get('ours_bwd_weight_ms'))} | {fmt(r['cudnn_over_ours'])} "
-            f"| {fmt(r['ours_fwdbwd_ms'] / k7 if k7 else None)} | {fmt(r['floor_fwdbwd_ms'], 3)} "
-            f"| {fmt(r['ours_over_floor'], 1)} |"
-        )
-    return "\n".join(lines)
+        return r["ours_fwdbwd_ms"] / k7 if k7 else None
+
+    ms = "{:.2f}"
+    columns = [
+        "layout",
+        ("shape (N, C, H, W)", lambda r: ", ".join(map(str, r["shape"]))),
+        "k",
+        ("cuDNN fwd", "cudnn_fwd_ms", ms),
+        ("ours fwd", "ours_fwd_ms", ms),
+        ("cuDNN fwd+bwd", "cudnn_fwdbwd_ms", ms),
+        ("ours fwd+bwd", "ours_fwdbwd_ms", ms),
+        ("ours bwd dx", lambda r: r.get("ours_bwd_input_ms"), ms),
+        ("ours bwd dW", lambda r: r.get("ours_bwd_weight_ms"), ms),
+        ("cuDNN/ours", "cudnn_over_ours", ms),
+        ("ours/cuDNN k=7", over_k7, ms),
+        ("floor", "floor_fwdbwd_ms", "{:.3f}"),
+        ("ours/floor", "ours_over_floor", "{:.1f}"),
+    ]
+    return markdown_table(rows, columns)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -364,10 +377,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shapes = shapes or (GPU_SHAPES if cuda else CPU_SHAPES)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     if args.no_autotune and cuda:
-        ks = dwconv._kernels()
+        kernels = triton_kernels()
         for name in ("fwd_nchw", "fwd_nhwc", "wgrad_nhwc"):
-            config = ks["configs"][name][0]
-            dwconv.FORCED_CONFIGS[name] = {**config.kwargs, "num_warps": config.num_warps}
+            kernels.FORCED_CONFIGS[name] = kernels.config_meta(kernels.CONFIGS[name][0])
     result = {
         "device": torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -377,8 +389,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def save():  # after every step: a run stopped by the GPU session's time limit keeps what it finished
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=2))
+            write_json(args.out, result)
 
     def check():
         t0 = time.perf_counter()
@@ -391,53 +402,61 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.compile_report:
         result["compile_report"] = compile_report(args.ks, args.dtype)
-    rows: List[dict] = []
-    cudnn_k7: Dict[tuple, float] = {}
-    layouts = ["channels_last", "contiguous"] if args.layout == "both" else [args.layout]
     triton_failures = []  # a failing kernel is reported in its row and forgotten, so later rows still time Triton
     if args.skip_bench and args.check:
         check()
     if not args.skip_bench:
-        measured = args.bandwidth is None
-        bandwidth = measure_bandwidth(device) if measured else args.bandwidth
-        result["bandwidth_gbps"], result["bandwidth_source"] = bandwidth, "measured copy" if measured else "given"
-        print(f"{result['device']}: {bandwidth:.0f} GB/s ({result['bandwidth_source']}); {args.dtype} {args.layout}")
-        # k = 7 first (cuDNN's k = 7 is the reference of every row), then 9 at every shape, then --check: the issue's
-        # comparison is in even if the time limit stops the run before the checks and the other kernel sizes.
-        first = [k for k in (7, 9) if k in args.ks]
-        result["rows"] = rows  # the same list: every save() writes the rows finished so far
-        for group, ks in enumerate((first, sorted(set(args.ks) - set(first)))):
-            if group == 1 and args.check:
-                check()
-            for layout in layouts:
-                for shape in shapes:
-                    for k in ks:
-                        r = bench_row(shape, k, layout, args, device, bandwidth, cudnn_k7)
-                        k7 = cudnn_k7.get((layout, *shape))
-                        r["ours_over_cudnn_k7"] = r["ours_fwdbwd_ms"] / k7 if k7 else None
-                        r["triton_failure"] = take_triton_failure()  # if set, its "ours" is cuDNN's
-                        if r["triton_failure"]:
-                            triton_failures.append(r["triton_failure"])
-                            print(f"  {layout} {shape} k={k}: TRITON KERNELS FAILED: {r['triton_failure']}")
-                        rows.append(r)
-                        save()
-                        print(
-                            f"  {layout} {shape} k={k}: cuDNN {r['cudnn_fwdbwd_ms']:.3f} ms, "
-                            f"ours {r['ours_fwdbwd_ms']:.3f} ms (first call {r['ours_first_call_s']:.1f} s)",
-                            flush=True,
-                        )
-        rows.sort(key=lambda r: (layouts.index(r["layout"]), shapes.index(tuple(r["shape"])), r["k"]))
-        print()
-        print(f"Times in ms, median of {args.reps}; {args.dtype}, {args.layout}; floor at {bandwidth:.0f} GB/s.")
-        if not cuda:
-            print("On CPU, 'cuDNN' is ATen's CPU convolution and 'ours' the nn.Conv2d fallback of DepthwiseConv2d.")
-        print(markdown(rows, cudnn_k7))
+        triton_failures = benchmark(args, device, shapes, result, save, check if args.check else None)
     # Every row and check case takes its own failure (take_triton_failure): nothing is left to read from dwconv.
     result["triton_failure"] = triton_failures[0] if triton_failures else None
     save()
     if args.out:
         print(f"wrote {args.out}")
     return 1 if (args.check and result["check"]["failures"]) or result["triton_failure"] else 0
+
+
+def benchmark(args, device: torch.device, shapes, result: dict, save, check) -> List[str]:
+    """Time every layout, shape and k into ``result["rows"]`` (saved after each), ``check`` between; print the table.
+
+    k = 7 comes first (cuDNN's k = 7 is the reference of every row), then 9 at every shape, then ``check`` (if not
+    None): the issue's comparison is in even if the time limit stops the run before the checks and the other kernel
+    sizes. Returns the Triton failures of the rows.
+    """
+    measured = args.bandwidth is None
+    bandwidth = measure_bandwidth(device) if measured else args.bandwidth
+    result["bandwidth_gbps"], result["bandwidth_source"] = bandwidth, "measured copy" if measured else "given"
+    print(f"{result['device']}: {bandwidth:.0f} GB/s ({result['bandwidth_source']}); {args.dtype} {args.layout}")
+    layouts = ["channels_last", "contiguous"] if args.layout == "both" else [args.layout]
+    rows: List[dict] = []
+    cudnn_k7: Dict[tuple, float] = {}
+    triton_failures = []
+    first = [k for k in (7, 9) if k in args.ks]
+    result["rows"] = rows  # the same list: every save() writes the rows finished so far
+    for group, ks in enumerate((first, sorted(set(args.ks) - set(first)))):
+        if group == 1 and check is not None:
+            check()
+        for layout, shape, k in ((layout, shape, k) for layout in layouts for shape in shapes for k in ks):
+            r = bench_row(shape, k, layout, args, device, bandwidth, cudnn_k7)
+            k7 = cudnn_k7.get((layout, *shape))
+            r["ours_over_cudnn_k7"] = r["ours_fwdbwd_ms"] / k7 if k7 else None
+            r["triton_failure"] = take_triton_failure()  # if set, its "ours" is cuDNN's
+            if r["triton_failure"]:
+                triton_failures.append(r["triton_failure"])
+                print(f"  {layout} {shape} k={k}: TRITON KERNELS FAILED: {r['triton_failure']}")
+            rows.append(r)
+            save()
+            print(
+                f"  {layout} {shape} k={k}: cuDNN {r['cudnn_fwdbwd_ms']:.3f} ms, "
+                f"ours {r['ours_fwdbwd_ms']:.3f} ms (first call {r['ours_first_call_s']:.1f} s)",
+                flush=True,
+            )
+    rows.sort(key=lambda r: (layouts.index(r["layout"]), shapes.index(tuple(r["shape"])), r["k"]))
+    print()
+    print(f"Times in ms, median of {args.reps}; {args.dtype}, {args.layout}; floor at {bandwidth:.0f} GB/s.")
+    if device.type != "cuda":
+        print("On CPU, 'cuDNN' is ATen's CPU convolution and 'ours' the nn.Conv2d fallback of DepthwiseConv2d.")
+    print(markdown(rows, cudnn_k7))
+    return triton_failures
 
 
 def compile_report(ks: Sequence[int], dtype: str) -> List[dict]:
@@ -453,16 +472,18 @@ def compile_report(ks: Sequence[int], dtype: str) -> List[dict]:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    kernels = dwconv._kernels()
+    kernels = triton_kernels()
     tt = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}[dtype]
     rows = []
     for k in ks:
         kk_pad = 1 << (k * k - 1).bit_length()
-        block = max(16, min(8192 // kk_pad, 1024))  # as _weight_grad for large planes
+        block = max(16, min(8192 // kk_pad, 1024))  # as weight_grad for large planes
         variants = [
-            (kernels["raw"][n], n, {**c.kwargs}, c.num_warps) for n in kernels["raw"] for c in kernels["configs"][n]
+            (fn, name, {**c.kwargs}, c.num_warps)
+            for name, fn in kernels.RAW_KERNELS.items()
+            for c in kernels.CONFIGS[name]
         ]
-        variants.append((kernels["wgrad_nchw"], "wgrad_nchw", {"BLOCK": block}, 8))
+        variants.append((kernels.KERNELS["wgrad_nchw"], "wgrad_nchw", {"BLOCK": block}, 8))
         for fn, name, meta, warps in variants:
             sig, constants = {}, {"K": k, "HAS_BIAS": True, **meta}
             if name.startswith("wgrad"):

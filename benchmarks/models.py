@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
 from ultralytics.utils.torch_utils import init_seeds
 
 from ultralytics_convmixer.compare import export_onnx, interleaved_medians, median_ms, onnx_session, onnx_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from common import write_json  # noqa: E402
 
 
 def timed(step, args, device: torch.device, warmup: Optional[int] = None) -> float:
@@ -188,7 +192,7 @@ def main():
                 spread = f"median {statistics.median(r):.2f}x, {min(r):.2f}x-{max(r):.2f}x"
                 print(f"{label}: {'onnx_cpu_b1_ms':>16} ratio in {len(r)} repeats: {spread}")
         if args.out:  # after every scale: a run stopped by a time limit keeps the scales it finished
-            Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+            write_json(args.out, {"meta": meta, "rows": rows})
     print(json.dumps(meta))
 
 

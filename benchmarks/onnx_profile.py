@@ -28,7 +28,8 @@ from ultralytics import YOLO
 
 from ultralytics_convmixer.compare import export_onnx, interleaved_medians, onnx_session, onnx_step
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script models.py names variants at a scale
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules: shared helpers, models.py's naming
+from common import markdown_table, write_json  # noqa: E402
 from models import scaled_name  # noqa: E402
 
 # Activations ONNX Runtime's CPU provider fuses into the convolution before them (SiLU is not one: it runs apart).
@@ -135,14 +136,15 @@ def markdown(rows: list, top: int = 6) -> str:
     keys = [("wall (median)", "wall_ms", None), ("kernels: total", "total", None)]
     keys += [(f"kernels: {part}", "parts", part) for part in ("backbone", "neck+head", "other")]
     keys += [(f"op: {op}", "ops", op) for op in ops[:top]]
-    head = " | ".join(f"{r['model']} | ratio" for r in others)
-    lines = [f"| ms per run | {stock['model']} | {head} |", "|---|---:|" + "---:|---:|" * len(others)]
-    for label, key, sub in keys:
-        a, *bs = ((r[key] if sub is None else r[key].get(sub, 0.0)) for r in rows)
-        lines.append(
-            f"| {label} | {a:.1f} | " + " | ".join(f"{b:.1f} | " + (f"{b / a:.2f}x" if a else "-") for b in bs) + " |"
-        )
-    return "\n".join(lines)
+    table = [
+        {"label": label, "ms": [r[key] if sub is None else r[key].get(sub, 0.0) for r in rows]}
+        for label, key, sub in keys
+    ]
+    columns = [("ms per run", "label"), (stock["model"], lambda t: t["ms"][0], "{:.1f}")]
+    for i, r in enumerate(others, 1):
+        columns.append((r["model"], lambda t, i=i: t["ms"][i], "{:.1f}"))
+        columns.append(("ratio", lambda t, i=i: t["ms"][i] / t["ms"][0] if t["ms"][0] else None, "{:.2f}x"))
+    return markdown_table(table, columns)
 
 
 def conv_markdown(rows: list) -> str:
@@ -150,15 +152,13 @@ def conv_markdown(rows: list) -> str:
     kinds = sorted(
         {k for r in rows for k in r["convs"]}, key=lambda k: -max(r["convs"].get(k, {}).get("ms", 0) for r in rows)
     )
-    head = " | ".join(f"{r['model']}: ms | GFLOPs | GFLOP/s" for r in rows)
-    lines = [f"| convolutions | {head} |", "|---|" + "---:|" * 3 * len(rows)]
-    for kind in kinds:
-        cells = []
-        for r in rows:
-            c = r["convs"].get(kind)
-            cells += [f"{c['ms']:.1f}", f"{c['gflops']:.2f}", f"{c['gflop_per_s']:.0f}"] if c else ["-", "-", "-"]
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    table = [{"kind": kind, "convs": [r["convs"].get(kind) for r in rows]} for kind in kinds]
+    columns = [("convolutions", "kind")]
+    for i, r in enumerate(rows):
+        for header, key, fmt in ((f"{r['model']}: ms", "ms", "{:.1f}"), ("GFLOPs", "gflops", "{:.2f}"),
+                                 ("GFLOP/s", "gflop_per_s", "{:.0f}")):  # fmt: skip
+            columns.append((header, lambda t, i=i, key=key: (t["convs"][i] or {}).get(key), fmt))
+    return markdown_table(table, columns)
 
 
 if __name__ == "__main__":
@@ -175,4 +175,4 @@ if __name__ == "__main__":
     rows = profile(names, args.imgsz, args.runs, args.warmup)
     print(markdown(rows), conv_markdown(rows), sep="\n\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        write_json(args.json, rows)

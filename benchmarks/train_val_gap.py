@@ -10,8 +10,8 @@ picks them) and on the validation split, and prints both with their ratio.
 """
 
 import argparse
-import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +20,18 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import yaml
 
 import ultralytics_convmixer  # noqa: F401 - registers the plugin modules
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from common import markdown_table, write_json  # noqa: E402
+
+COLUMNS = [
+    "weights",
+    ("train mAP50", "train_map50"),
+    ("train mAP50-95", "train_map50_95"),
+    ("val mAP50", "val_map50"),
+    ("val mAP50-95", "val_map50_95"),
+    ("val / train (mAP50-95)", "val_over_train"),
+]
 
 
 def training_images(data: dict, fraction: float) -> list[str]:
@@ -72,13 +84,9 @@ def main() -> None:
             )
             rows.append(row)
     print(f"\ntraining images: {n_train} (fraction {args.fraction} of {args.data}); imgsz {args.imgsz}\n")
-    print("| weights | train mAP50 | train mAP50-95 | val mAP50 | val mAP50-95 | val / train (mAP50-95) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['weights']} | {r['train_map50']} | {r['train_map50_95']} | {r['val_map50']} | "
-              f"{r['val_map50_95']} | {r['val_over_train']} |")  # fmt: skip
+    print(markdown_table(rows, COLUMNS, number_format="{}"))  # the values are rounded already
     if args.json:
-        args.json.write_text(json.dumps({"training_images": n_train, "rows": rows}, indent=1))
+        write_json(args.json, {"training_images": n_train, "rows": rows})
 
 
 if __name__ == "__main__":

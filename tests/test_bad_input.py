@@ -48,9 +48,8 @@ CASES = {
     "unknown order": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, bn-first")) + HEAD,
                       0, "ConvMixerBackbone",
                       "order must be one of .'conv-act-bn', 'conv-bn-act', 'conv-bn-add-act'., got 'bn-first'"),
-    "too many arguments": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, conv-bn-act, 64, 3"))
-                           + HEAD, 0, "ConvMixerBackbone",
-                           r"takes at most 8 arguments \['channels', 'depths', 'k', 'design'"),
+    "too many args": (backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, relu, true, conv-bn-act, 8, 9"))
+                           + HEAD, 0, "ConvMixerBackbone", r"takes at most 8 arguments \['channels', 'depths'"),
     "trunk width on a hierarchical backbone": (
         backbone(GOOD_BACKBONE.replace("hierarchical", "hierarchical, gelu, true, conv-bn-act, 64")) + HEAD, 0,
         "ConvMixerBackbone", "dim is the width of an isotropic trunk; the hierarchical design has none"),

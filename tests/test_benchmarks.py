@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ultralytics_convmixer import dwconv
+
 from conftest import real_dataset
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -94,6 +96,58 @@ def _load_script(name: str):
     return module
 
 
+def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stopped(tmp_path):
+    bench = _load_script("kernels")
+    out = tmp_path / "kernels.json"
+    argv = ["--device", "cpu", "--ks", "3", "9", "--shapes", "1,4,8,8", "--reps", "1", "--layout", "both"]
+    assert bench.main([*argv, "--bandwidth", "10", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["rows"]) == 4 and all("not CUDA" in row["fast_path_reason"] for row in result["rows"])
+
+    # The GPU session has a hard time limit: a run killed after some rows still leaves them in the JSON, and the rows
+    # that come first are the comparison, 9x9 against cuDNN's 7x7.
+    calls, bench_row = [], bench.bench_row
+
+    def stopped_after_two_rows(*args):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("time limit")  # stands in for the kill
+        calls.append(args)
+        return bench_row(*args)
+
+    bench.bench_row = stopped_after_two_rows
+    out.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        bench.main([*argv, "--ks", "3", "7", "9", "--bandwidth", "10", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(row["k"], row["layout"]) for row in rows] == [(7, "channels_last"), (9, "channels_last")]
+    assert rows[1]["ours_over_cudnn_k7"] == rows[1]["ours_fwdbwd_ms"] / rows[0]["cudnn_fwdbwd_ms"]
+
+
+def test_kernel_benchmark_reports_a_triton_failure_in_its_row_and_later_rows_still_try_triton(tmp_path, monkeypatch):
+    bench, state = _load_script("kernels"), {}
+    monkeypatch.setattr(dwconv, "_triton_state", state)
+    bench_row = bench.bench_row
+
+    def failing_at_k7(shape, k, *args):
+        if k == 7:  # as _give_up_triton records a kernel that does not compile for the GPU
+            state["failure"] = "RuntimeError: no kernel image is available"
+        return bench_row(shape, k, *args)
+
+    bench.bench_row = failing_at_k7
+    out = tmp_path / "kernels.json"
+    argv = ["--device", "cpu", "--ks", "7", "9", "--shapes", "1,4,8,8", "--reps", "1", "--bandwidth", "10"]
+    assert bench.main([*argv, "--out", str(out)]) == 1  # a failure fails the run
+    result = json.loads(out.read_text())
+    assert [row["triton_failure"] for row in result["rows"]] == ["RuntimeError: no kernel image is available", None]
+    assert result["triton_failure"] == "RuntimeError: no kernel image is available" and "failure" not in state
+    # --check runs after the 7x7 and 9x9 rows, so a time limit that stops it still leaves the comparison
+    order = []
+    bench.bench_row = lambda *args: order.append("row") or bench_row(*args)
+    bench.check_all = lambda *args: order.append("check") or {"path": "-", "max_rel_err": {}, "failures": []}
+    assert bench.main([*argv, "--ks", "3", "7", "9", "--check"]) == 0
+    assert order == ["row", "row", "check", "row"]
+
+
 def test_errors_by_size_separates_finding_classifying_and_localizing():
     ebs = _load_script("errors_by_size")
     gt = np.array([[0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.9, 0.9], [0.0, 0.0, 0.03, 0.03]])
@@ -148,12 +202,12 @@ model = DetectionModel({yaml!r}, verbose=False).eval()
 stages = [m for m in model.model if isinstance(m, ablate.ConvMixerC2f)]
 print("blocks", [len(s.m) for s in stages], "widths", [s.c2 for s in stages])
 block = with_statistics(stages[1].m[0])
-print("std", round(float(block.pw.weight.std()), 3), round(float(block.dw.weight.std()), 3))
+print("std", round(float(block.pw.conv.weight.std()), 3), round(float(block.dw.conv.weight.std()), 3))
 x = torch.randn(1, block.c2, 8, 8)
-h = x + block.act1(block.bn1(block.dw(x)))
-print("order", torch.allclose(block(x), h + block.act2(block.bn2(block.pw(h)))))
+h = x + block.dw.act(block.dw.bn(block.dw.conv(x)))
+print("order", torch.allclose(block(x), h + block.pw.act(block.pw.bn(block.pw.conv(h)))))
 add = with_statistics(ConvMixerBlock(8, k=3, act="relu"))
-add.order = "conv-bn-add-act"  # apply_variant's order above wins at construction
+add.dw.order = add.pw.order = "conv-bn-add-act"  # apply_variant's order above wins at construction
 y = torch.randn(1, 8, 8, 8)
 print("add-act", torch.allclose(ablate._block_forward(add, y), add(y)))
 ablate.DROP_PATH = 0.25

@@ -13,6 +13,7 @@ import os
 import pickle
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -117,6 +118,7 @@ def test_pickle_and_deepcopy():
 def test_import_does_not_import_triton():
     code = "import sys, ultralytics_convmixer.dwconv as d; d.DepthwiseConv2d(4)(__import__('torch').zeros(1, 4, 9, 9))"
     code += "; assert 'triton' not in sys.modules, 'triton imported'"
+    code += "; assert 'ultralytics_convmixer.dwconv_triton' not in sys.modules, 'kernels imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
@@ -262,75 +264,31 @@ def test_onnx_export_has_only_standard_ops():
     assert attrs["group"] == 8 and list(attrs["kernel_shape"]) == [9, 9] and list(attrs["pads"]) == [4, 4, 4, 4]
 
 
-def _kernels_script():
-    spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "benchmarks" / "kernels.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
-def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stopped(tmp_path):
-    bench = _kernels_script()
-    out = tmp_path / "kernels.json"
-    argv = ["--device", "cpu", "--ks", "3", "9", "--shapes", "1,4,8,8", "--reps", "1", "--layout", "both"]
-    assert bench.main([*argv, "--bandwidth", "10", "--out", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert len(result["rows"]) == 4 and all("not CUDA" in row["fast_path_reason"] for row in result["rows"])
-
-    # The GPU session has a hard time limit: a run killed after some rows still leaves them in the JSON, and the rows
-    # that come first are the issue's comparison, 9x9 against cuDNN's 7x7.
-    calls, bench_row = [], bench.bench_row
-
-    def stopped_after_two_rows(*args):
-        if len(calls) == 2:
-            raise KeyboardInterrupt("time limit")  # stands in for the kill
-        calls.append(args)
-        return bench_row(*args)
-
-    bench.bench_row = stopped_after_two_rows
-    out.unlink()
-    with pytest.raises(KeyboardInterrupt):
-        bench.main([*argv, "--ks", "3", "7", "9", "--bandwidth", "10", "--out", str(out)])
-    rows = json.loads(out.read_text())["rows"]
-    assert [(row["k"], row["layout"]) for row in rows] == [(7, "channels_last"), (9, "channels_last")]
-    assert rows[1]["ours_over_cudnn_k7"] == rows[1]["ours_fwdbwd_ms"] / rows[0]["cudnn_fwdbwd_ms"]
-
-
-def test_kernel_benchmark_reports_a_triton_failure_in_its_row_and_later_rows_still_try_triton(tmp_path, monkeypatch):
-    bench, state = _kernels_script(), {}
-    monkeypatch.setattr(dwconv, "_triton_state", state)
-    bench_row = bench.bench_row
-
-    def failing_at_k7(shape, k, *args):
-        if k == 7:  # as _give_up_triton records a kernel that does not compile for the GPU
-            state["failure"] = "RuntimeError: no kernel image is available"
-        return bench_row(shape, k, *args)
-
-    bench.bench_row = failing_at_k7
-    out = tmp_path / "kernels.json"
-    argv = ["--device", "cpu", "--ks", "7", "9", "--shapes", "1,4,8,8", "--reps", "1", "--bandwidth", "10"]
-    assert bench.main([*argv, "--out", str(out)]) == 1  # a failure fails the run
-    result = json.loads(out.read_text())
-    assert [row["triton_failure"] for row in result["rows"]] == ["RuntimeError: no kernel image is available", None]
-    assert result["triton_failure"] == "RuntimeError: no kernel image is available" and "failure" not in state
-    # --check runs after the 7x7 and 9x9 rows, so a time limit that stops it still leaves the issue's comparison
-    order = []
-    bench.bench_row = lambda *args: order.append("row") or bench_row(*args)
-    bench.check_all = lambda *args: order.append("check") or {"path": "-", "max_rel_err": {}, "failures": []}
-    assert bench.main([*argv, "--ks", "3", "7", "9", "--check"]) == 0
-    assert order == ["row", "row", "check", "row"]
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # A Triton kernel that fails (e.g. does not compile for the GPU) costs speed, not the run
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _fake_conv_same(x, w_flat, bias, k, nhwc):
-    """What the forward kernel computes, from its fp32 taps, with F.conv2d."""
-    c = x.shape[1]
-    w = (w_flat.t() if nhwc else w_flat).reshape(c, 1, k, k).to(x.dtype)
-    return torch.nn.functional.conv2d(x, w, bias.to(x.dtype) if bias is not None else None, padding=k // 2, groups=c)
+def _fake_forward(x, weight, bias, nhwc):
+    """What ``dwconv_triton.forward`` computes, with F.conv2d."""
+    return dwconv.reference_conv(x, weight, bias)
+
+
+def _fake_input_grad(grad_y, weight, nhwc):
+    """What ``dwconv_triton.input_grad`` computes: the correlation with the flipped filters, with F.conv2d."""
+    return dwconv.reference_conv(grad_y, weight.flip((2, 3)))
+
+
+def _not_reached(*args, **kwargs):
+    pytest.fail("a kernel that must not run was launched")
+
+
+def _fake_kernels(**entry_points):
+    """A stand-in for the ``dwconv_triton`` module (no Triton needed): F.conv2d, with ``entry_points`` replaced."""
+    kernels = types.SimpleNamespace(forward=_fake_forward, input_grad=_fake_input_grad, weight_grad=_not_reached)
+    for name, fn in entry_points.items():
+        setattr(kernels, name, fn)
+    return kernels
 
 
 def _raise_kernel_error(*args, **kwargs):
@@ -344,18 +302,18 @@ def _grads_of(fn, x, w, b):
     return y.detach(), x.grad, w.grad, b.grad
 
 
-@pytest.mark.parametrize("failing", ["_conv_same", "_weight_grad"])  # fails in forward, or only in backward
+@pytest.mark.parametrize("failing", ["forward", "weight_grad"])  # fails in forward, or only in backward
 def test_failing_triton_kernel_falls_back_to_conv2d_and_warns_once(monkeypatch, failing):
-    monkeypatch.setattr(dwconv, "_triton_state", {"available": True})
-    monkeypatch.setattr(dwconv, "_conv_same", _fake_conv_same)
-    monkeypatch.setattr(dwconv, failing, _raise_kernel_error)
+    kernels = _fake_kernels(**{failing: _raise_kernel_error})
+    monkeypatch.setattr(dwconv, "_triton_state", {"available": True, "kernels": kernels})
     torch.manual_seed(0)
     x, w, b = torch.randn(2, 6, 9, 11), torch.randn(6, 1, 5, 5), torch.randn(6)
     want = _grads_of(dwconv.reference_conv, x, w, b)  # output, then the gradients of x, weight and bias
     with pytest.warns(RuntimeWarning, match="Triton depthwise convolution failed .*no kernel image.*nn.Conv2d"):
         torch.testing.assert_close(_grads_of(dwconv.depthwise_conv2d_triton, x, w, b), want)
     assert "no kernel image" in dwconv.triton_failure()
-    monkeypatch.setattr(dwconv, "_conv_same", lambda *a: pytest.fail("a failed kernel was launched again"))
+    for name in ("forward", "input_grad", "weight_grad"):
+        monkeypatch.setattr(kernels, name, lambda *a: pytest.fail("a failed kernel was launched again"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once: later calls are silent
         torch.testing.assert_close(_grads_of(dwconv.depthwise_conv2d_triton, x, w, b), want)
@@ -367,8 +325,7 @@ def test_a_kernel_error_with_a_blank_message_still_falls_back(monkeypatch):
     def blank_error(*args, **kwargs):
         raise RuntimeError("  \n")
 
-    monkeypatch.setattr(dwconv, "_triton_state", {"available": True})
-    monkeypatch.setattr(dwconv, "_conv_same", blank_error)
+    monkeypatch.setattr(dwconv, "_triton_state", {"available": True, "kernels": _fake_kernels(forward=blank_error)})
     x, w = torch.randn(1, 4, 8, 8), torch.randn(4, 1, 3, 3)
     with pytest.warns(RuntimeWarning, match="Triton depthwise convolution failed"):
         torch.testing.assert_close(dwconv.depthwise_conv2d_triton(x, w), dwconv.reference_conv(x, w))
@@ -379,8 +336,7 @@ def test_out_of_memory_in_a_triton_kernel_is_raised_not_hidden(monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(dwconv, "_triton_state", {"available": True})
-    monkeypatch.setattr(dwconv, "_conv_same", out_of_memory)
+    monkeypatch.setattr(dwconv, "_triton_state", {"available": True, "kernels": _fake_kernels(forward=out_of_memory)})
     with pytest.raises(torch.OutOfMemoryError):
         dwconv.depthwise_conv2d_triton(torch.randn(1, 4, 8, 8), torch.randn(4, 1, 3, 3))
     assert dwconv.triton_failure() is None
@@ -446,29 +402,7 @@ def _compile_main() -> None:
 
         return compiler
 
-    def ops_of(gms):
-        """Count our operators, and aten convolutions (and their backward) with 9x9 filters."""
-        counts = {}
-        for node in (node for gm in gms for node in gm.graph.nodes):
-            name = str(node.target)
-            if name.startswith("aten.convolution"):  # (x, weight, ...) and (grad_y, x, weight, ...)
-                weight = node.args[2 if "backward" in name else 1]
-                if weight.meta["val"].shape[-1] != 9:
-                    continue
-            elif not name.startswith("ultralytics_convmixer."):
-                continue
-            counts[name] = counts.get(name, 0) + 1
-        return counts
-
-    kernel_calls = {"forward": 0, "backward": 0}
-    for kind in kernel_calls:  # count the calls that reach the Triton launch code
-        original = getattr(dwconv, f"_{kind}")
-
-        def counted(*args, _kind=kind, _original=original):
-            kernel_calls[_kind] += 1
-            return _original(*args)
-
-        setattr(dwconv, f"_{kind}", counted)
+    kernel_calls = _count_kernel_calls()
     torch.manual_seed(0)
     eager = ConvMixerBackbone(3, [16, 24, 32], [2, 1, 1], 9, "hierarchical", "silu", True, "conv-bn-act").train()
     compiled_copy = copy.deepcopy(eager)
@@ -498,28 +432,61 @@ def _compile_main() -> None:
         runs.append(
             {
                 "graphs": {kind: len(gms) for kind, gms in graphs.items()},
-                "forward_ops": ops_of(graphs["forward"]),
-                "backward_ops": ops_of(graphs["backward"]),
+                "forward_ops": _ops_of(graphs["forward"]),
+                "backward_ops": _ops_of(graphs["backward"]),
                 "kernel_calls": calls,
                 "output_error": max((a - b).abs().max().item() for a, b in zip(out, ref)),
                 "gradient_errors": grad_errors,
             }
         )
-    # Frozen weights (Ultralytics' freeze=): the backward operator returns the input gradient and two empty ones.
-    frozen = DepthwiseConv2d(4, 9).requires_grad_(False)
-    x = torch.randn(1, 4, 10, 10, requires_grad=True)
-    torch.compile(frozen, backend=aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")))(
-        x
-    ).sum().backward()
-    frozen_grad, x.grad = x.grad, None
-    with mock.patch.dict(os.environ, {dwconv.ENV_FAST_DWCONV: "0"}):
-        frozen(x).sum().backward()
-    frozen_error = (frozen_grad - x.grad).abs().max().item()
+    frozen_error = _frozen_input_grad_error(aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")))
     # torch.export (Ultralytics' ExecuTorch export, dynamo ONNX) must get a standard convolution, not our operator.
     program = torch.export.export(DepthwiseConv2d(4, 9).eval(), (torch.randn(1, 4, 10, 10),))
     export_ops = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
     report = {"runs": runs, "frozen_input_grad_error": frozen_error, "export_ops": export_ops}
     print(json.dumps({**report, "triton_failure": dwconv.triton_failure()}))
+
+
+def _count_kernel_calls() -> dict:
+    """Count the calls that reach the Triton kernels: every backward pass of a trained layer computes a weight grad."""
+    from ultralytics_convmixer import dwconv_triton
+
+    kernel_calls = {"forward": 0, "backward": 0}
+    for kind, entry_point in (("forward", "forward"), ("backward", "weight_grad")):
+        original = getattr(dwconv_triton, entry_point)
+
+        def counted(*args, _kind=kind, _original=original):
+            kernel_calls[_kind] += 1
+            return _original(*args)
+
+        setattr(dwconv_triton, entry_point, counted)
+    return kernel_calls
+
+
+def _ops_of(gms) -> dict:
+    """Count our operators, and aten convolutions (and their backward) with 9x9 filters."""
+    counts = {}
+    for node in (node for gm in gms for node in gm.graph.nodes):
+        name = str(node.target)
+        if name.startswith("aten.convolution"):  # (x, weight, ...) and (grad_y, x, weight, ...)
+            weight = node.args[2 if "backward" in name else 1]
+            if weight.meta["val"].shape[-1] != 9:
+                continue
+        elif not name.startswith("ultralytics_convmixer."):
+            continue
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _frozen_input_grad_error(backend) -> float:
+    """Frozen weights (Ultralytics' freeze=): the backward operator returns the input gradient and two empty ones."""
+    frozen = DepthwiseConv2d(4, 9).requires_grad_(False)
+    x = torch.randn(1, 4, 10, 10, requires_grad=True)
+    torch.compile(frozen, backend=backend)(x).sum().backward()
+    frozen_grad, x.grad = x.grad, None
+    with mock.patch.dict(os.environ, {dwconv.ENV_FAST_DWCONV: "0"}):
+        frozen(x).sum().backward()
+    return (frozen_grad - x.grad).abs().max().item()
 
 
 def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -554,9 +521,38 @@ def _check_case(n, c, h, w, k, dtype, channels_last, bias=True, grads="xwb", see
 def _interpreter_main() -> None:
     """Run the interpreter checks (``TRITON_INTERPRET=1`` must be set) and print a JSON report as the last line."""
     assert os.environ.get("TRITON_INTERPRET") == "1", "set TRITON_INTERPRET=1"
+    from ultralytics_convmixer import dwconv_triton
+
     # Few weight-gradient programs, so that each loops over several pixels and the last one is ragged.
-    dwconv._WGRAD_PROGRAMS = 5
-    tol = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
+    dwconv_triton.WGRAD_PROGRAMS = 5
+    failures, report, wgrads = [], [], {}
+    for case in _interpreter_cases():
+        dwconv_triton.FORCED_CONFIGS.clear()
+        dwconv_triton.FORCED_CONFIGS.update(case.pop("forced", {}))
+        errs, gw = _check_case(*case.pop("shape"), **case)
+        report.append({**{k: str(v) for k, v in case.items()}, **errs})
+        if max(errs.values()) > _TOL[case["dtype"]]:
+            failures.append(report[-1])
+        wgrads[(case["k"], case["channels_last"], case["dtype"])] = gw
+    # Determinism: the same call, and the same call with another (autotunable) NHWC weight-gradient config, give
+    # bit-identical weight gradients.
+    dwconv_triton.FORCED_CONFIGS.clear()
+    for forced in ({}, {"wgrad_nhwc": {"BLOCK_C": 16, "UNROLL": 3}}):
+        dwconv_triton.FORCED_CONFIGS.update(forced)
+        _, gw = _check_case(1, 5, 9, 13, 9, torch.float32, True)
+        if not torch.equal(gw, wgrads[(9, True, torch.float32)]):
+            failures.append({"determinism": f"weight gradient differs between identical calls with {forced}"})
+    failures += _autotuned_failures()
+    for row in report:
+        print(json.dumps(row))
+    print(json.dumps({"cases": len(report), "failures": failures, "triton_failure": dwconv.triton_failure()}))
+
+
+_TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
+
+
+def _interpreter_cases() -> list:
+    """The cases of ``_interpreter_main``: ``_check_case`` arguments, plus ``forced`` configs."""
     cases = []
     # Every kernel size, both layouts, fp32; odd channel counts and spatial sizes exercise every mask.
     shapes = {3: (2, 5, 9, 7), 5: (2, 6, 7, 11), 7: (1, 7, 11, 9), 9: (1, 5, 9, 13), 11: (1, 6, 13, 7)}
@@ -578,37 +574,25 @@ def _interpreter_main() -> None:
     }
     for cl in (False, True):
         cases.append(dict(shape=(1, 20, 7, 9), k=3, dtype=torch.float32, channels_last=cl, forced=small))
-    failures, report, wgrads = [], [], {}
-    for case in cases:
-        dwconv.FORCED_CONFIGS.clear()
-        dwconv.FORCED_CONFIGS.update(case.pop("forced", {}))
-        errs, gw = _check_case(*case.pop("shape"), **case)
-        report.append({**{k: str(v) for k, v in case.items()}, **errs})
-        if max(errs.values()) > tol[case["dtype"]]:
-            failures.append(report[-1])
-        wgrads[(case["k"], case["channels_last"], case["dtype"])] = gw
-    # Determinism: the same call, and the same call with another (autotunable) NHWC weight-gradient config, give
-    # bit-identical weight gradients.
-    dwconv.FORCED_CONFIGS.clear()
-    for forced in ({}, {"wgrad_nhwc": {"BLOCK_C": 16, "UNROLL": 3}}):
-        dwconv.FORCED_CONFIGS.update(forced)
-        _, gw = _check_case(1, 5, 9, 13, 9, torch.float32, True)
-        if not torch.equal(gw, wgrads[(9, True, torch.float32)]):
-            failures.append({"determinism": f"weight gradient differs between identical calls with {forced}"})
-    # The autotuner's plumbing (key, pruning, grid) with a stub benchmark: the interpreter cannot time kernels.
-    dwconv.FORCED_CONFIGS.clear()
-    kernels, benched = dwconv._kernels(), []
+    return cases
+
+
+def _autotuned_failures() -> list:
+    """Check the autotuner's plumbing (key, pruning, grid) with a stub benchmark (the interpreter cannot time)."""
+    from ultralytics_convmixer import dwconv_triton
+
+    failures = []
+    dwconv_triton.FORCED_CONFIGS.clear()
+    benched = []
     for name in ("fwd_nchw", "fwd_nhwc", "wgrad_nhwc"):
-        kernels[name]._do_bench = lambda fn, quantiles: (fn(), benched.append(1), [1.0, 1.0, 1.0])[-1]
-    dwconv._interpreting = lambda: False
+        dwconv_triton.KERNELS[name]._do_bench = lambda fn, quantiles: (fn(), benched.append(1), [1.0, 1.0, 1.0])[-1]
+    dwconv_triton.AUTOTUNE_IN_INTERPRETER = True
     for cl in (False, True):
         benched.clear()
         errs, _ = _check_case(1, 24, 5, 7, 3, torch.float32, cl)
-        if max(errs.values()) > tol[torch.float32] or len(benched) < 5:
+        if max(errs.values()) > _TOL[torch.float32] or len(benched) < 5:
             failures.append({"autotuned": cl, **errs, "configs_benchmarked": len(benched)})
-    for row in report:
-        print(json.dumps(row))
-    print(json.dumps({"cases": len(report), "failures": failures, "triton_failure": dwconv.triton_failure()}))
+    return failures
 
 
 if __name__ == "__main__":
