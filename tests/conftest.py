@@ -80,6 +80,49 @@ def with_running_statistics(module):
     return module.eval()
 
 
+def output_tensors(output):
+    """Every tensor of a model's output, depth first (heads return nested tuples, lists and, from 8.4, dicts)."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        yield output
+    elif isinstance(output, dict):
+        for value in output.values():
+            yield from output_tensors(value)
+    elif isinstance(output, (list, tuple)):
+        for value in output:
+            yield from output_tensors(value)
+
+
+def assert_export_matches(exported, reference, x) -> None:
+    """Assert that an exported ONNX or TorchScript file computes what the PyTorch ``reference`` model computes on ``x``.
+
+    Each exported output is matched to PyTorch's output of the same shape and compared channel by channel (axis 1
+    mixes box pixels, scores and keypoints): within 1e-4 of each channel's range, and at least 1e-6, since ONNX
+    Runtime's sigmoid is approximate for the ~1e-5 class scores of an untrained head (stock yolov8n.yaml differs by
+    1e-3 of their range too).
+    """
+    import numpy as np
+    import torch
+
+    with torch.no_grad():
+        expected = [t.numpy() for t in output_tensors(reference(x))]
+    if str(exported).endswith(".onnx"):
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    else:
+        got = [t.numpy() for t in output_tensors(torch.jit.load(exported)(x))]
+    assert got, f"{exported} returned no output"
+    for out in got:
+        match = [e for e in expected if e.shape == out.shape]
+        assert match, f"{exported}: output of shape {out.shape} not among PyTorch's {[e.shape for e in expected]}"
+        scale = np.abs(match[0]).max(axis=tuple(i for i in range(out.ndim) if i != 1), keepdims=True)
+        worst = float((np.abs(out - match[0]) / (1e-4 * scale + 1e-6)).max())
+        assert worst <= 1, f"{exported}: output {out.shape} differs from PyTorch's by {worst:.2f}x the tolerance"
+
+
 @pytest.fixture(scope="session")
 def coco8(tmp_path_factory):
     return real_dataset(tmp_path_factory, "coco8")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from ultralytics import YOLO
 
-from conftest import real_dataset, with_running_statistics
+from conftest import assert_export_matches, real_dataset, with_running_statistics
 
 pytestmark = pytest.mark.slow
 TRAIN = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
@@ -200,18 +200,6 @@ def test_export_gives_the_same_raw_outputs_as_pytorch(cli_run, tmp_path, fmt):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * max(1.0, float(np.abs(expected).max())))
 
 
-def _tensors(output):
-    """Every tensor of a model's output, depth first (heads return nested tuples, lists and, from 8.4, dicts)."""
-    if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, dict):
-        for value in output.values():
-            yield from _tensors(value)
-    elif isinstance(output, (list, tuple)):
-        for value in output:
-            yield from _tensors(value)
-
-
 @pytest.mark.parametrize("suffix", ["", "-seg", "-pose", "-obb", "-cls"])
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_every_task_exports_and_the_export_computes_what_pytorch_does(fmt, suffix):
@@ -223,26 +211,9 @@ def test_every_task_exports_and_the_export_computes_what_pytorch_does(fmt, suffi
     reference = model.model.float().eval()  # unfused: the export's folded BatchNorms must compute what BN does
     # Exported at 64 x 64, batch 1; the dynamic ONNX graph must also take batch 2 at a non-square size.
     x = torch.rand((2, 3, 96, 128) if fmt == "onnx" else (1, 3, 64, 64), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = [t.numpy() for t in _tensors(reference(x))]
     if fmt == "onnx":
         import onnx
-        import onnxruntime as ort
 
         ops = {node.op_type for node in onnx.load(exported).graph.node}
         assert "Conv" in ops and "BatchNormalization" not in ops and not any(op.startswith("ConvMixer") for op in ops)
-        session = ort.InferenceSession(exported, providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    else:
-        got = [t.numpy() for t in _tensors(torch.jit.load(exported)(x))]
-    assert got, f"{exported} returned no output"
-    for out in got:
-        # The exported outputs (detections; seg adds the mask prototypes) are among PyTorch's, found by shape.
-        match = [e for e in expected if e.shape == out.shape]
-        assert match, f"{exported}: output of shape {out.shape} not among PyTorch's {[e.shape for e in expected]}"
-        # Channel by channel (axis 1 mixes box pixels, scores and keypoints): 1e-4 of each channel's range, and at
-        # least 1e-6, since ONNX Runtime's sigmoid is approximate for the ~1e-5 class scores of an untrained head
-        # (stock yolov8n.yaml differs by 1e-3 of their range too).
-        scale = np.abs(match[0]).max(axis=tuple(i for i in range(out.ndim) if i != 1), keepdims=True)
-        worst = float((np.abs(out - match[0]) / (1e-4 * scale + 1e-6)).max())
-        assert worst <= 1, f"{exported}: output {out.shape} differs from PyTorch's by {worst:.2f}x the tolerance"
+    assert_export_matches(exported, reference, x)

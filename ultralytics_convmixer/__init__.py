@@ -3,7 +3,7 @@
 Installing the package is enough: the modules are registered with Ultralytics in every process (see ``_hook.py``).
 Importing this package also registers them, and exposes the modules for use from Python::
 
-    from ultralytics_convmixer import ConvMixerBackbone, ConvMixerBlock, ConvMixerStage, PatchEmbed
+    from ultralytics_convmixer import ConvMixerBackbone, ConvMixerBlock, ConvMixerStage, PatchEmbed, import_timm
 
 Attribute access is lazy so that the start-up hook, which imports this package, never imports torch.
 """
@@ -19,6 +19,7 @@ _LAZY = {
     "ConvMixerBackbone": "modules",
     "FeatureSpec": "modules",
     "DepthwiseConv2d": "dwconv",
+    "import_timm": "timm_import",
     "register": "integration",
     "model_yaml": "resources",
     "model_yamls": "resources",

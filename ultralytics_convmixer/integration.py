@@ -16,6 +16,9 @@
 - wraps ``BaseModel.fuse`` so it also folds the plugin's BatchNorms into their convolutions (``fold_batchnorm``);
 - registers the plugin classes as safe globals for ``ULTRALYTICS_SAFE_LOAD=1``.
 
+It also builds task models and writes Ultralytics checkpoints for ``timm_import`` (:func:`build_model`,
+:func:`save_checkpoint`), which need Ultralytics' model classes and checkpoint layout.
+
 Nothing is written into the installed Ultralytics package.
 """
 
@@ -26,7 +29,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -255,3 +258,83 @@ class _TableRewriter(logging.Filter):
         if record.thread == self.thread and isinstance(msg, str) and len(msg) >= 23 and msg[:23] in self.lines:
             record.msg, record.args = self.lines[msg[:23]], ()
         return True
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Models and checkpoints for the timm import
+# ----------------------------------------------------------------------------------------------------------------------
+_MODEL_CLASSES = {
+    "detect": "DetectionModel",
+    "segment": "SegmentationModel",
+    "pose": "PoseModel",
+    "obb": "OBBModel",
+    "classify": "ClassificationModel",
+}
+
+
+def build_model(cfg, task: str, nc: Optional[int] = None, verbose: bool = False) -> torch.nn.Module:
+    """Build the Ultralytics model of ``task`` from a model dict or YAML name, as ``YOLO(cfg)`` builds it.
+
+    Args:
+        cfg (dict | str): Model dict or YAML name (``yolov8s.yaml``).
+        task (str): One of ``resources.TASKS``.
+        nc (int | None): Class count that overrides the YAML's.
+        verbose (bool): Print Ultralytics' layer table.
+    """
+    register()
+    import ultralytics.nn.tasks as tasks
+
+    model_class = _require(tasks, _MODEL_CLASSES[task])
+    if verbose:
+        return model_class(cfg, nc=nc, verbose=True)
+    level = tasks.LOGGER.level
+    tasks.LOGGER.setLevel(logging.WARNING)  # ClassificationModel prints its summary even with verbose=False
+    try:
+        return model_class(cfg, nc=nc, verbose=False)
+    finally:
+        tasks.LOGGER.setLevel(level)
+
+
+def save_checkpoint(model: torch.nn.Module, path: Path, task: str, imgsz: int, extra: dict) -> None:
+    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads and ``yolo train model=path`` fine-tunes.
+
+    The layout is the one Ultralytics' trainer writes once training ends (``strip_optimizer``): the model under
+    ``model``, no optimizer or EMA, ``epoch`` -1, and ``train_args`` with only the task and image size, so training
+    from it starts a new run. The weights stay float32. ``extra`` (plain types only, for ``ULTRALYTICS_SAFE_LOAD=1``)
+    is stored under ``convmixer_import``. The file appears whole or not at all.
+
+    Args:
+        model (nn.Module): An Ultralytics model built by :func:`build_model`.
+        path (Path): Output ``.pt`` file.
+        task (str): The model's task.
+        imgsz (int): Image size recorded as the model's training size.
+        extra (dict): What the import did, for the record.
+    """
+    import datetime
+    import os
+
+    from ultralytics import __version__
+
+    ckpt = {
+        "date": datetime.datetime.now().astimezone().isoformat(),
+        "version": __version__,
+        "license": "AGPL-3.0 (https://ultralytics.com/license)",
+        "docs": "https://docs.ultralytics.com",
+        "epoch": -1,
+        "best_fitness": None,
+        "model": model.float().eval(),
+        "ema": None,
+        "updates": None,
+        "optimizer": None,
+        "train_args": {"task": task, "imgsz": imgsz},
+        "train_metrics": None,
+        "train_results": None,
+        "convmixer_import": extra,
+    }
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        torch.save(ckpt, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -277,7 +277,7 @@ class ConvMixerBackbone(nn.Module):
         order (str): ``conv-act-bn`` (the paper's, default), ``conv-bn-act`` or ``conv-bn-add-act``, for every layer
             (see ``ConvMixerBlock``).
         dim (int | None): Width of an isotropic trunk; None takes ``channels[1]`` (isotropic16) or ``channels[0]``
-            (isotropic8).
+            (isotropic8). In a YAML, ``dim`` and a single-integer ``depths`` are taken as written at every scale.
     """
 
     strides = (8, 16, 32)

@@ -188,14 +188,14 @@ class Planner:
         return cls(c1, **kwargs)
 
     def _scale_backbone_args(self, kwargs: dict) -> None:
-        """Scale a ConvMixerBackbone's channels (0: a level not built), trunk width and depths in place."""
+        """Scale a ConvMixerBackbone's level channels (0: not built) and per-level depths in place.
+
+        An isotropic trunk given by its width (``dim``) and one block count keeps them as written at every scale: a
+        pretrained trunk has one size, and only its pyramid and the neck follow the scale.
+        """
         kwargs["channels"] = [self._scale_channels(c) for c in cm._check_ints("channels", kwargs["channels"], 3, 0)]
-        if kwargs.get("dim") is not None:
-            kwargs["dim"] = self._scale_channels(cm._check_int("dim", kwargs["dim"]))
         depths = kwargs.get("depths")
-        if isinstance(depths, int) and not isinstance(depths, bool):  # an isotropic trunk's block count
-            kwargs["depths"] = self._scale_depth(cm._check_int("depths", depths, 0))
-        elif depths is not None:
+        if isinstance(depths, (list, tuple)):
             kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", depths, 3, 0)]
 
     def _plan_native_row(self, i: int, f, n, m: str, args: list, inputs: list):

@@ -1,0 +1,316 @@
+"""Importing timm ConvMixers: features equal timm's, every task trains from the checkpoint, bad input is refused."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from ultralytics_convmixer.patch_resize import RESIZE_METHODS, resize_matrix
+from ultralytics_convmixer.timm_import import TimmImportError, build_trunk, import_timm, read_source
+
+from conftest import assert_export_matches, real_dataset, with_running_statistics
+
+timm = pytest.importorskip("timm", reason="timm is not installed: pip install 'ultralytics-convmixer[timm]'")
+from timm.models.convmixer import ConvMixer  # noqa: E402
+
+# One small model of each published shape family: (kernel, patch, activation) as the paper's three checkpoints.
+FAMILIES = {
+    "k9-p7-gelu (1536/20)": dict(kernel_size=9, patch_size=7, act_layer=torch.nn.GELU),
+    "k7-p7-relu (768/32)": dict(kernel_size=7, patch_size=7, act_layer=torch.nn.ReLU),
+    "k9-p14-gelu (1024/20)": dict(kernel_size=9, patch_size=14, act_layer=torch.nn.GELU),
+}
+REAL = ["convmixer_1536_20", "convmixer_768_32", "convmixer_1024_20_ks9_p14"]
+TRAIN = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
+
+
+def small_convmixer(family: str = "k9-p7-gelu (1536/20)", dim: int = 32, depth: int = 2, seed: int = 0):
+    """A random timm ConvMixer with BatchNorm statistics far from identity, in eval mode."""
+    torch.manual_seed(seed)
+    return with_running_statistics(ConvMixer(dim=dim, depth=depth, num_classes=10, **FAMILIES[family]))
+
+
+def assert_trunk_equals_timm(model, size: int) -> None:
+    state, trunk = read_source(model)
+    native = build_trunk(state, trunk, patch=trunk.patch)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (trunk.mean, trunk.std))
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model.forward_features((x - mean) / std)  # timm's features before pooling
+        got = native(x)  # YOLO images: [0, 1], normalization folded into the stem
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_the_yolo_backbone_runs_that_trunk_at_its_stride():
+    model = small_convmixer()
+    state, trunk = read_source(model)
+    backbone = import_timm(model, scale="n").model.model[0]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(backbone.trunk(backbone.stem(x)), build_trunk(state, trunk)(x))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trunk_features_equal_timm_forward_features_at_the_native_patch(family):
+    assert_trunk_equals_timm(small_convmixer(family), 112)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_configs_built_without_weights_give_timm_features(name):
+    model = with_running_statistics(timm.create_model(name, pretrained=False))
+    assert_trunk_equals_timm(model, 56 if "p14" not in name else 112)
+
+
+@pytest.mark.parametrize("name, stride, kernel, act", [(REAL[0], 8, 9, "gelu"), (REAL[1], 8, 7, "relu"),
+                                                       (REAL[2], 16, 9, "gelu")])  # fmt: skip
+def test_real_configs_become_the_papers_block_at_yolo_strides(name, stride, kernel, act):
+    model = timm.create_model(name, pretrained=False)
+    result = import_timm(model, scale="n")
+    backbone = result.model.model[0]
+    block = backbone.trunk[0]
+    assert backbone.design == f"isotropic{stride}" and backbone.stem.conv.stride == (stride, stride)
+    assert len(backbone.trunk) == len(model.blocks) and backbone.dim == model.num_features
+    assert block.shortcut is False and block.dw.order == block.pw.order == "conv-act-bn"  # the paper's block
+    assert block.dw.conv.kernel_size == (kernel, kernel) and block.dw.conv.bias is not None
+    assert result.config.act == act and type(block.dw.act).__name__ == {"gelu": "GELU", "relu": "ReLU"}[act]
+    assert result.model.stride.tolist() == [8.0, 16.0, 32.0]
+
+
+def test_every_trunk_tensor_goes_in_by_value_and_only_the_classifier_is_left_out():
+    model = small_convmixer()
+    result = import_timm(model, scale="n")
+    ours = result.model.model[0].state_dict()
+    timm_state = model.state_dict()
+    assert torch.equal(ours["trunk.1.dw.conv.bias"], timm_state["blocks.1.0.fn.0.bias"])
+    assert torch.equal(ours["trunk.1.pw.bn.running_var"], timm_state["blocks.1.3.running_var"])
+    assert torch.equal(ours["stem.bn.running_mean"], timm_state["stem.2.running_mean"])
+    assert set(result.left_out) == {"head.weight", "head.bias"}
+    assert len(result.loaded) == len(timm_state) - 2
+    # The BatchNorms keep timm's eps even though Ultralytics resets every nn.BatchNorm2d it builds to 1e-3.
+    assert {m.eps for m in result.model.model[0].trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-5}
+
+
+def test_pseudo_inverse_resize_keeps_each_patch_response_and_bilinear_a_flat_kernels():
+    weight = torch.randn(4, 3, 7, 7, dtype=torch.float64)
+    patches = torch.randn(10, 3, 7, 7, dtype=torch.float64)
+    resized = (resize_matrix(7, 8) @ patches.reshape(30, 49).T).T.reshape(10, 3, 8, 8)
+    before = torch.einsum("nchw,ochw->no", patches, weight)
+    after = torch.einsum("nchw,ochw->no", resized, RESIZE_METHODS["pi"](weight, 8))
+    torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-9)
+    flat = torch.full((4, 3, 7, 7), 0.5, dtype=torch.float64)
+    torch.testing.assert_close(RESIZE_METHODS["bilinear"](flat, 8).sum(dim=(2, 3)), flat.sum(dim=(2, 3)))
+
+
+def test_nearest_scale_sizes_the_neck_to_the_trunk():
+    scales = {name: import_timm(timm.create_model(name, pretrained=False)).scale for name in REAL}
+    assert scales == {"convmixer_1536_20": "x", "convmixer_768_32": "x", "convmixer_1024_20_ks9_p14": "l"}
+
+
+def test_cli_writes_a_checkpoint_and_says_what_it_loaded_and_left_out(tmp_path):
+    from ultralytics_convmixer.cli import main
+
+    torch.save({"state_dict": small_convmixer("k7-p7-relu (768/32)").state_dict()}, tmp_path / "relu.pth")
+    result = subprocess.run(
+        [sys.executable, "-m", "ultralytics_convmixer.cli", "import-timm", str(tmp_path / "relu.pth"), "--act", "relu",
+         "--out", str(tmp_path / "m.pt"), "--yaml", str(tmp_path / "yolov8n-m.yaml"), "--scale", "n"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "loaded 35 timm tensors by value" in result.stdout and "kernel 7x7 resized to 8x8" in result.stdout
+    assert "left out head.weight: timm's classifier head (10, 32)" in result.stdout
+    assert (tmp_path / "m.pt").is_file() and "ConvMixerBackbone" in (tmp_path / "yolov8n-m.yaml").read_text()
+    assert main(["import-timm", str(tmp_path / "relu.pth"), "--out", str(tmp_path / "m.pt")]) == 2  # exists
+    assert main(["import-timm", str(tmp_path / "relu.pth"), "--out", str(tmp_path / "m.pt"), "--force"]) == 0
+
+
+def test_the_yaml_written_beside_builds_the_same_architecture_untrained(tmp_path):
+    from ultralytics import YOLO
+
+    from ultralytics_convmixer.timm_import import write_model_yaml
+
+    result = import_timm(small_convmixer(), scale="s", out=tmp_path / "m.pt")
+    write_model_yaml(result, tmp_path / "yolov8s-m.yaml")
+    scratch = YOLO(str(tmp_path / "yolov8s-m.yaml")).model
+    assert {k: v.shape for k, v in scratch.state_dict().items()} == {
+        k: v.shape for k, v in YOLO(str(tmp_path / "m.pt")).model.state_dict().items()
+    }
+    assert not torch.equal(scratch.model[0].trunk[0].dw.conv.weight, result.model.model[0].trunk[0].dw.conv.weight)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Bad input: a clear error, and nothing written
+# ----------------------------------------------------------------------------------------------------------------------
+def test_a_timm_name_that_is_not_a_convmixer_is_refused(tmp_path):
+    with pytest.raises(TimmImportError, match="'resnet18' is not a ConvMixer; the timm ConvMixers are convmixer_"):
+        import_timm("resnet18", out=tmp_path / "x.pt")
+    with pytest.raises(TimmImportError, match="'convmixr_768_32' is an unknown timm name"):
+        import_timm("convmixr_768_32", out=tmp_path / "x.pt")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    with pytest.raises(TimmImportError, match="notes.pth: not a checkpoint torch or safetensors can read"):
+        import_timm(tmp_path / "notes.pth", out=tmp_path / "x.pt")
+    with pytest.raises(TimmImportError, match="checkpoint file not found: .*missing.safetensors"):
+        import_timm(tmp_path / "missing.safetensors")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_another_architecture_is_refused_naming_its_first_tensor_and_shape(tmp_path):
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), tmp_path / "resnet.pth")
+    with pytest.raises(TimmImportError, match=r"first tensor 'conv1.weight' \(64, 3, 7, 7\) does not fit"):
+        import_timm(tmp_path / "resnet.pth", out=tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_tensor_of_the_wrong_shape_is_named_with_both_shapes(tmp_path):
+    from safetensors.torch import save_file
+
+    state = small_convmixer().state_dict()
+    state["blocks.1.1.weight"] = torch.zeros(32, 16, 1, 1)
+    save_file(state, str(tmp_path / "bad.safetensors"))
+    message = r"'blocks.1.1.weight' has shape \(32, 16, 1, 1\), but a ConvMixer-32/2 .* needs \(32, 32, 1, 1\)"
+    with pytest.raises(TimmImportError, match=message):
+        import_timm(tmp_path / "bad.safetensors")
+
+
+def test_unknown_task_existing_out_and_contradicting_act_are_refused(tmp_path):
+    model = small_convmixer()
+    with pytest.raises(TimmImportError, match="unknown task 'detection'; choose from detect, segment"):
+        import_timm(model, task="detection")
+    (tmp_path / "x.pt").write_bytes(b"keep me")
+    with pytest.raises(TimmImportError, match="x.pt exists; pass --force"):
+        import_timm(model, out=tmp_path / "x.pt")
+    assert (tmp_path / "x.pt").read_bytes() == b"keep me"
+    with pytest.raises(TimmImportError, match="uses gelu; act='relu' contradicts it"):
+        import_timm(model, act="relu")
+
+
+def test_a_timm_name_without_timm_says_how_to_install_it(tmp_path):
+    code = "import sys; sys.modules['timm'] = None\nfrom ultralytics_convmixer.cli import main\n"
+    code += f"sys.exit(main(['import-timm', 'convmixer_768_32.in1k', '--out', {str(tmp_path / 'x.pt')!r}]))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "needs timm: pip install 'ultralytics-convmixer[timm]'" in result.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_timm_name_offline_and_not_cached_says_which_file_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(TimmImportError) as error:
+        import_timm("convmixer_768_32.in1k", out=tmp_path / "x.pt")
+    message = str(error.value)
+    assert "offline" in message
+    assert "https://huggingface.co/timm/convmixer_768_32.in1k/resolve/main/model.safetensors" in message
+    assert "--act relu" in message and not (tmp_path / "x.pt").exists()
+
+
+def test_a_timm_name_loads_from_the_hugging_face_cache_offline(tmp_path):
+    """A cached hub file (as `hf download timm/...` leaves it) is found by name with no network."""
+    from safetensors.torch import save_file
+
+    model = timm.create_model("convmixer_768_32", pretrained=False)
+    snapshot = tmp_path / "hub" / "models--timm--convmixer_768_32.in1k" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    save_file(model.state_dict(), str(snapshot / "model.safetensors"))
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abcd")
+    code = """
+        from ultralytics_convmixer import import_timm
+        r = import_timm("convmixer_768_32.in1k", scale="n")
+        print("IMPORTED", r.config.describe(), len(r.loaded))
+        """
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "IMPORTED ConvMixer-768/32, kernel 7, patch 7 -> stride 8, relu 455" in result.stdout
+    )  # 7 stem + 32 x 14 block tensors
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The checkpoint: train, fresh-process load, freeze, resume, export
+# ----------------------------------------------------------------------------------------------------------------------
+TASK_DATA = [
+    ("detect", "coco8"),
+    ("segment", "coco8-seg"),
+    ("pose", "coco8-pose"),
+    ("obb", "dota8"),
+    ("classify", None),
+]
+
+
+def classify_data(tmp_path: Path) -> Path:
+    from ultralytics_convmixer.shapes import generate
+
+    root = generate("classify", tmp_path / "shapes-classify", n_train=40, n_val=20, imgsz=64, seed=0)
+    (tmp_path / "tiny-classify.yaml").write_text(f"path: {root}\ntrain: train\nval: val\n")
+    return tmp_path / "tiny-classify.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, dataset", TASK_DATA)
+def test_every_task_trains_from_the_imported_checkpoint_loads_fresh_and_exports(tmp_path_factory, tmp_path, task,
+                                                                                 dataset):  # fmt: skip
+    from ultralytics import YOLO
+
+    data = real_dataset(tmp_path_factory, dataset) if dataset else classify_data(tmp_path)
+    weights = import_timm(small_convmixer(), task=task, scale="n", out=tmp_path / "imported.pt").checkpoint
+    frozen = []
+    model = YOLO(str(weights))
+    model.add_callback(
+        "on_train_start", lambda t: frozen.extend({p.requires_grad for p in t.model.model[0].parameters()})
+    )
+    imgsz = 128 if task == "obb" else 64
+    model.train(data=str(data), project=str(tmp_path), name="run", freeze=1, **{**TRAIN, "imgsz": imgsz})
+    assert frozen == [False]  # freeze=1 freezes layer 0, the whole ConvMixerBackbone
+    best = tmp_path / "run" / "weights" / "best.pt"
+    code = f"""
+        import torch
+        from ultralytics import YOLO
+        m = YOLO({str(best)!r})
+        eps = {{b.eps for b in m.model.model[0].trunk.modules() if isinstance(b, torch.nn.BatchNorm2d)}}
+        print("LOADED", m.task, type(m.model.model[0]).__name__, sorted(eps))
+        """
+    env = {**os.environ, "ULTRALYTICS_SAFE_LOAD": "1"}
+    loaded = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                            timeout=300)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert f"LOADED {task} ConvMixerBackbone [1e-05]" in loaded.stdout
+    imported = YOLO(str(weights))
+    exported = imported.export(format="onnx", imgsz=64, device="cpu")
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    assert_export_matches(exported, YOLO(str(weights)).model.float().eval(), x)
+
+
+@pytest.mark.slow
+def test_yolo_cli_fine_tunes_the_imported_checkpoint_and_resumes_a_killed_run(coco8, tmp_path):
+    weights = import_timm(small_convmixer(), scale="n", out=tmp_path / "imported.pt").checkpoint
+    killer = f"""
+        import os, signal
+        from ultralytics import YOLO
+        def die_in_second_epoch(trainer):
+            if trainer.epoch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+        model = YOLO({str(weights)!r})
+        model.add_callback("on_train_batch_end", die_in_second_epoch)
+        model.train(data={str(coco8)!r}, epochs=2, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
+                    project={str(tmp_path)!r}, name="killed")
+        """
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(killer)], capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert "Transferred" in killed.stdout + killed.stderr  # the trainer loaded the imported weights
+    yolo = Path(sys.executable).with_name("yolo")
+    last = tmp_path / "killed" / "weights" / "last.pt"
+    resumed = subprocess.run([str(yolo), "train", "resume", f"model={last}"], capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming training" in resumed.stdout + resumed.stderr
+    assert (tmp_path / "killed" / "weights" / "best.pt").is_file()

@@ -1,0 +1,53 @@
+"""Resize a patch-embedding kernel to another patch size, so that a trunk trained at patch 7 runs at stride 8.
+
+Two methods, both mapping an ``(out, in, p, p)`` kernel to ``(out, in, q, q)``:
+
+- ``pi``: FlexiViT's pseudo-inverse resize (Beyer et al., "FlexiViT: One Model for All Patch Sizes"). With ``B`` the
+  bilinear resize of a ``p x p`` patch to ``q x q``, the new kernel ``w'`` solves ``B^T w' = w`` in the least-squares
+  sense, so a patch resized by ``B`` gets the response the original patch got (exactly, when ``q >= p``).
+- ``bilinear``: the kernel itself resized bilinearly and scaled by ``(p / q) ** 2``, the ratio of the patch areas, so
+  that a smooth kernel keeps its response to a flat patch.
+
+``benchmarks/patch_resize.py`` measures which keeps a trunk's features closer to the original on resized images;
+:data:`DEFAULT_RESIZE` is the one it found closer.
+"""
+
+from typing import Callable, Dict
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_RESIZE = "pi"
+
+
+def _bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of the last two dims to ``size x size`` (antialiased when shrinking), as images are resized."""
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
+
+
+def resize_matrix(p: int, q: int) -> torch.Tensor:
+    """Return ``B`` (``q*q x p*p``, float64): ``B @ patch.flatten()`` is the ``p x p`` patch resized to ``q x q``."""
+    basis = torch.eye(p * p, dtype=torch.float64).reshape(p * p, 1, p, p)
+    return _bilinear(basis, q).reshape(p * p, q * q).T
+
+
+def pi_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
+    """FlexiViT's pseudo-inverse resize of a patch kernel ``(out, in, p, p)`` to ``(out, in, q, q)``."""
+    p = weight.shape[-1]
+    if p == q:
+        return weight.clone()
+    resize = resize_matrix(p, q)
+    flat = weight.to(torch.float64).reshape(-1, p * p)
+    resized = flat @ torch.linalg.pinv(resize.T).T  # each row w' = pinv(B^T) w
+    return resized.reshape(*weight.shape[:2], q, q).to(weight.dtype)
+
+
+def bilinear_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
+    """Bilinear resize of a patch kernel ``(out, in, p, p)`` to ``(out, in, q, q)``, scaled by the areas' ratio."""
+    p = weight.shape[-1]
+    if p == q:
+        return weight.clone()
+    return (_bilinear(weight.to(torch.float64), q) * (p / q) ** 2).to(weight.dtype)
+
+
+RESIZE_METHODS: Dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {"pi": pi_resize, "bilinear": bilinear_resize}
