@@ -4,7 +4,9 @@ import os
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+import contextlib
 import csv
+import io
 import json
 import re
 import shutil
@@ -43,7 +45,7 @@ def _error(capsys, argv):
 def test_compare_trains_reports_and_resumes(tmp_path_factory, tmp_path, capsys):
     data = real_dataset(tmp_path_factory, "coco8")
     out = tmp_path / "cmp"
-    argv = ["compare", "--data", str(data), "--out", str(out), *TINY]
+    argv = ["compare", "--data", str(data), "--out", str(out), *TINY, "--batches", "1,32"]  # b32 too, on CPU
 
     assert main(argv) == 0
     text = capsys.readouterr().out
@@ -179,7 +181,7 @@ def test_compare_no_train_profiles_only_and_keeps_the_trained_report(tmp_path, c
     (out / "compare.md").write_text("a finished comparison's report", encoding="utf-8")
     # Default data: the packaged shapes-detect.yaml, read for its 13 classes but not generated.
     argv = ["compare", "yolov8n.yaml", "--no-train", "yolov8n-convmixer.yaml", "--out", str(out), "imgsz=64"]
-    assert main([*argv, "--latency-runs", "2"]) == 0  # models, options and key=value in any order
+    assert main([*argv, "--latency-runs", "2", "--batches", "32,1"]) == 0  # models, options and key=value in any order
     assert ": training " not in capsys.readouterr().out
     assert not (out / "runs").exists() and not (out / "state").exists()
     rows = _csv_rows(out, "profile")
@@ -268,6 +270,95 @@ def test_bad_options(capsys):
     assert main(["datasets", "nope"]) == 2 and "unknown task 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-4", "1,x", "1,,32", "1.5", "", "²"])
+def test_a_bad_batches_option_is_a_one_line_error(capsys, value):
+    code, err = _error(capsys, ["compare", "--batches", value, "--no-train"])
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"--batches takes positive integers separated by commas (such as 1,32), got '{value}'" in err
+
+
+def test_batches_parse_to_ascending_sizes_each_once():
+    from ultralytics_convmixer.compare import CompareError, parse_batches
+
+    assert parse_batches("1,32") == (1, 32)
+    assert parse_batches(" 32, 8 ,1,8") == (1, 8, 32)
+    assert parse_batches([4]) == (4,)  # from Python
+    for bad in ([0], [True], [1.5], []):
+        with pytest.raises(CompareError, match="--batches takes positive integers"):
+            parse_batches(bad)
+
+
+def test_a_cpu_times_batch_1_only_and_a_gpu_batch_32_too():
+    import torch
+
+    from ultralytics_convmixer.compare.args import default_batches
+    from ultralytics_convmixer.compare.profile import warmup_runs
+
+    assert default_batches(torch.device("cpu")) == (1,) and default_batches("cpu") == (1,)
+    assert default_batches(torch.device("cuda", 0)) == (1, 32)
+    assert warmup_runs(1, torch.device("cpu")) == 3 and warmup_runs(32, torch.device("cuda", 0)) == 3
+    assert warmup_runs(32, torch.device("cpu")) == 1  # seconds per pass, and only the first is slow
+
+
+@pytest.fixture(scope="module")
+def cpu_profile(tmp_path_factory):
+    """A ``--no-train`` run of the default models on the CPU at imgsz 64, one timed run: its folder and stdout."""
+    out, cwd = tmp_path_factory.mktemp("cpu-profile"), os.getcwd()
+    stdout = io.StringIO()
+    os.chdir(out)  # as _runs_in_tmp does for each test: nothing lands in the checkout
+    try:
+        with contextlib.redirect_stdout(stdout):
+            code = main(["compare", "--no-train", "--out", str(out), "imgsz=64", "device=cpu", "--latency-runs", "1"])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    return out, stdout.getvalue()
+
+
+def test_a_cpu_profile_has_batch_1_latency_columns_only(cpu_profile):
+    out, _ = cpu_profile
+    with open(out / "profile.csv", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    assert [c for c in header if c.endswith("_ms")] == ["pt_b1_ms", "onnx_b1_ms"]
+    for row in _csv_rows(out, "profile"):
+        assert float(row["pt_b1_ms"]) > 0 and float(row["onnx_b1_ms"]) > 0
+    table = (out / "profile.md").read_text(encoding="utf-8")
+    assert table.splitlines()[0].endswith("| PyTorch b1 (ms) | ONNX b1 (ms) |") and "b32" not in table
+    assert "after 3 warm-up runs, the models taking turns" in table
+
+
+def test_profiling_prints_a_progress_line_per_model_and_measurement(cpu_profile):
+    _, text = cpu_profile
+    lines = [ln for ln in text.splitlines() if ln.startswith("compare: ")]
+    expected = []
+    for i, name in ((1, "yolov8n"), (2, "yolov8n-convmixer")):
+        expected += [
+            f"compare: [{i}/2] {name}: building at imgsz 64 on cpu ...",
+            f"compare: [{i}/2] {name}: ONNX export ...",
+        ]
+        assert any(
+            re.fullmatch(rf"compare: \[{i}/2\] {name}: [\d.]+ M params, [\d.]+ GFLOPs at imgsz 64", ln) for ln in lines
+        )
+    for runtime in ("PyTorch", "ONNX"):
+        expected.append(f"compare: latency {runtime} b1: 2 models in turns, 3 warm-up + 1 timed runs ...")
+        assert any(
+            re.fullmatch(rf"compare: latency {runtime} b1: yolov8n [\d.]+ ms, yolov8n-convmixer [\d.]+ ms", ln)
+            for ln in lines
+        )
+    assert [ln for ln in lines if ln in expected] == expected  # each once, in the order they run
+    assert all(len(ln) <= 100 for ln in lines if ln.startswith(("compare: [", "compare: latency")))  # short
+
+
+def test_the_notes_say_how_many_warm_up_runs_each_batch_size_had():
+    from types import SimpleNamespace
+
+    from ultralytics_convmixer.compare.report import notes
+
+    row = {"name": "a", "params": 1, "latency_runs": 20, "warmup_runs": {1: 3, 32: 1}, "pt_b1_ms": 1.0}
+    text = notes([row], "detect", SimpleNamespace(arg="d.yaml"), {}, trained=False)
+    assert "median of 20 runs after 3 warm-up runs (1 at batch 32), the models taking turns" in text
+
+
 def test_data_tasks_are_told_from_labels(tmp_path_factory):
     from ultralytics_convmixer.compare import resolve_data
 
@@ -281,7 +372,8 @@ def test_data_tasks_are_told_from_labels(tmp_path_factory):
 def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
     from types import SimpleNamespace
 
-    from ultralytics_convmixer.compare import ModelSpec, load_done, run_config, state_path
+    from ultralytics_convmixer.compare import ModelSpec
+    from ultralytics_convmixer.compare.runs import load_done, run_config, state_path
     from ultralytics_convmixer.resources import model_yaml
 
     yaml_file = tmp_path / "yolov8n-mine.yaml"
@@ -305,7 +397,8 @@ def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
 def test_a_tuple_argument_such_as_two_gpus_still_finds_the_finished_training(tmp_path):
     from types import SimpleNamespace
 
-    from ultralytics_convmixer.compare import ModelSpec, load_done, run_config, state_path
+    from ultralytics_convmixer.compare import ModelSpec
+    from ultralytics_convmixer.compare.runs import load_done, run_config, state_path
 
     spec, data = ModelSpec("yolov8n.yaml", "yolov8n.yaml", "yolov8n", "detect"), SimpleNamespace(arg="d.yaml")
     weights = tmp_path / "best.pt"
@@ -318,7 +411,7 @@ def test_a_tuple_argument_such_as_two_gpus_still_finds_the_finished_training(tmp
 
 
 def test_a_run_that_cannot_be_reused_is_set_aside_not_deleted(tmp_path):
-    from ultralytics_convmixer.compare import _set_aside
+    from ultralytics_convmixer.compare.runs import _set_aside
 
     run = tmp_path / "runs" / "yolov8n"
     (run / "weights").mkdir(parents=True)
@@ -333,12 +426,12 @@ def test_a_run_that_cannot_be_reused_is_set_aside_not_deleted(tmp_path):
 def test_a_training_killed_by_a_signal_says_which(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from ultralytics_convmixer import compare
+    from ultralytics_convmixer.compare import ModelSpec, TrainingError, runs
 
-    monkeypatch.setattr(compare, "_run_child", lambda cmd: (-signal.SIGKILL, None))
-    spec, data = compare.ModelSpec("m.yaml", "m.yaml", "m", "detect"), SimpleNamespace(arg="d.yaml")
-    with pytest.raises(compare.TrainingError, match="killed by SIGKILL .*out-of-memory.*run the same command again"):
-        compare.train(spec, data, {}, tmp_path, {"version": 2})
+    monkeypatch.setattr(runs, "_run_child", lambda cmd: (-signal.SIGKILL, None))
+    spec, data = ModelSpec("m.yaml", "m.yaml", "m", "detect"), SimpleNamespace(arg="d.yaml")
+    with pytest.raises(TrainingError, match="killed by SIGKILL .*out-of-memory.*run the same command again"):
+        runs.train(spec, data, {}, tmp_path, {"version": 2})
 
 
 def test_detect_images_without_labels_are_not_taken_for_a_classify_set(tmp_path):
@@ -379,7 +472,7 @@ def test_datasets_over_a_file_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_epoch_time_from_results_csv_counts_only_the_last_session(tmp_path):
-    from ultralytics_convmixer.compare import _csv_epoch_time
+    from ultralytics_convmixer.compare.runs import _csv_epoch_time
 
     csv_file = tmp_path / "results.csv"
     csv_file.write_text("epoch,time\n1,10\n2,22\n3,34\n")
@@ -404,7 +497,7 @@ def test_a_bare_folder_name_under_the_datasets_dir_is_a_classify_dataset(tmp_pat
 
 
 def test_latencies_are_timed_with_the_models_taking_turns():
-    from ultralytics_convmixer.compare import interleaved_medians
+    from ultralytics_convmixer.timing import interleaved_medians
 
     calls = []
     step = lambda name: (lambda: calls.append(name), lambda: None)  # noqa: E731
@@ -424,7 +517,7 @@ def test_overrides_are_converted_like_the_yolo_cli():
 
 
 def test_markdown_ratios_against_the_baseline():
-    from ultralytics_convmixer.compare import markdown_table
+    from ultralytics_convmixer.compare.report import markdown_table
 
     base = {"name": "a", "params": 2e6, "gflops": 4.0, "metrics": {"mAP50-95(B)": 0.5}, "pt_b1_ms": 10.0}
     other = {"name": "b", "params": 3e6, "gflops": 2.0, "metrics": {"mAP50-95(B)": 0.25}, "pt_b1_ms": 15.0}

@@ -1,4 +1,4 @@
-"""The ``ultralytics-convmixer`` command: ``compare`` models and generate the shapes ``datasets``.
+"""The ``ultralytics-convmixer`` command: ``compare`` models, generate the shapes ``datasets``, ``import-timm`` weights.
 
 Importing this module is cheap: torch and Ultralytics are imported by the subcommands when they run.
 
@@ -28,10 +28,19 @@ Re-running the same command skips the models whose training already finished and
 its last saved epoch (state in <out>/state/); training runs are in <out>/runs/<model>, and one trained with other
 settings is kept as <out>/runs/<model>.previous-<time>.
 
+What each phase costs, roughly (n-scale models at imgsz 640 on 2 CPU cores; seconds in all on a GPU):
+  training  the epochs you ask for (Ultralytics prints each epoch); --no-train skips it
+  export    ONNX export: about 1 s per model
+  latency   (warm-up + --latency-runs) passes per model, runtime (PyTorch, ONNX) and batch size: about 4 s per
+            model at batch 1, about 3 min per model at batch 32; so by default batch 32 is timed on a GPU only
+            (--batches 1,32 asks for it on a CPU)
+  (--no-train with the default models and imgsz: about 15 s in all on 2 CPU cores)
+
 examples:
   ultralytics-convmixer compare epochs=10 imgsz=320
   ultralytics-convmixer compare yolov8s.yaml yolov8s-convmixer.yaml --data coco8.yaml epochs=3 device=0
   ultralytics-convmixer compare yolov8n-pose.yaml yolov8n-convmixer-pose.yaml --no-train imgsz=320
+  ultralytics-convmixer compare --no-train --batches 1,8 --latency-runs 10
 """
 
 
@@ -65,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--latency-runs", type=int, default=20, metavar="N", help="timed runs per latency, median (default: 20)"
     )
+    p.add_argument(
+        "--batches",
+        metavar="N[,N...]",
+        help="latency batch sizes, comma-separated (default: 1,32 on a GPU, 1 on a CPU)",
+    )
 
     d = sub.add_parser(
         "datasets",
@@ -82,7 +96,45 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--imgsz", type=int, help="image side in pixels")
     d.add_argument("--seed", type=int, help="seed")
     d.add_argument("--workers", type=int, help="rendering threads")
+    _add_import_timm(sub)
     return parser
+
+
+IMPORT_TIMM_HELP = """\
+Turn a timm ConvMixer (the paper's ImageNet weights) into an Ultralytics checkpoint to fine-tune from, as from
+yolov8n.pt. Every timm tensor but the classifier goes into the YOLO backbone by value; the stem takes the input
+normalization and, for the paper's patch sizes 7 and 14, is resized to stride 8 and 16. The neck and head are YOLOv8's,
+at the stock scale nearest in GFLOPs unless --scale is given.
+
+SOURCE: a timm model name (convmixer_768_32.in1k, convmixer_1024_20_ks9_p14.in1k, convmixer_1536_20.in1k; needs
+timm, and the weights in the Hugging Face cache or a network) or a timm checkpoint file (.pth, .pt, .bin,
+.safetensors; give --act for a file of a ReLU model such as convmixer_768_32).
+
+examples:
+  ultralytics-convmixer import-timm convmixer_1024_20_ks9_p14.in1k --out yolo-convmixer1024-in1k.pt
+  yolo train model=yolo-convmixer1024-in1k.pt data=coco128.yaml
+  ultralytics-convmixer import-timm model.safetensors --act relu --task segment --out seg768.pt --yaml seg768.yaml
+"""
+
+
+def _add_import_timm(sub) -> None:
+    from .patch_resize import DEFAULT_RESIZE, RESIZE_METHODS  # torch-free
+
+    p = sub.add_parser(
+        "import-timm",
+        help="turn timm ConvMixer weights into a YOLO checkpoint",
+        description=IMPORT_TIMM_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="SOURCE", help="timm model name or checkpoint file")
+    p.add_argument("--task", default="detect", choices=TASKS, help="YOLO task (default: detect)")
+    p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--nc", type=int, help="number of classes (default: the packaged YAML's, e.g. 80 for detect)")
+    p.add_argument("--act", choices=("gelu", "relu", "silu", "hardswish"), help="activation of a checkpoint file")
+    p.add_argument("--scale", choices=tuple("nslmx"), help="stock YOLOv8 scale of the neck and head")
+    p.add_argument("--resize", default=DEFAULT_RESIZE, choices=sorted(RESIZE_METHODS), help="stem kernel resize")
+    p.add_argument("--yaml", help="also write the model YAML here (the same architecture, to train from scratch)")
+    p.add_argument("--force", action="store_true", help="overwrite --out and --yaml if they exist")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
@@ -93,7 +145,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Nam
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "compare":
         args.items = [*args.items, *extra]
-    else:
+    elif args.command == "datasets":
         unknown = [t for t in args.tasks if t not in TASKS]
         if unknown:
             parser.error(f"unknown task '{unknown[0]}' (choose from {', '.join(TASKS)})")
@@ -113,11 +165,12 @@ def _is_training_argument(item: str) -> bool:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare, parse_overrides
+    from .compare import compare, parse_batches, parse_overrides
 
+    batches = None if args.batches is None else parse_batches(args.batches)  # before anything slow
     models = [x for x in args.items if not _is_training_argument(x)]
     overrides = parse_overrides([x for x in args.items if _is_training_argument(x)])
-    compare(models, args.data, args.out, not args.no_train, args.latency_runs, overrides)
+    compare(models, args.data, args.out, not args.no_train, args.latency_runs, overrides, batches)
     return 0
 
 
@@ -150,11 +203,30 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_timm(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    yaml_path = Path(args.yaml).expanduser() if args.yaml else None
+    if yaml_path is not None and yaml_path.exists() and not args.force:
+        raise _UsageError(f"{yaml_path} exists; pass --force to overwrite it")
+    from .timm_import import import_timm, write_model_yaml
+
+    result = import_timm(
+        args.source, args.task, args.out, nc=args.nc, act=args.act, scale=args.scale, resize=args.resize,
+        force=args.force,
+    )  # fmt: skip
+    if yaml_path is not None:
+        write_model_yaml(result, yaml_path)
+    print(result.summary() + (f"\n  wrote {yaml_path} (the same model, untrained)" if yaml_path else ""), flush=True)
+    return 0
+
+
 def _user_errors() -> tuple:
     """Exception types that are user errors (imported only when needed)."""
     from .compare import CompareError
+    from .timm_import import TimmImportError
 
-    return (CompareError, _UsageError, FileExistsError)
+    return (CompareError, TimmImportError, _UsageError, FileExistsError)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -174,7 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "compare" and args.latency_runs < 1:
         print(f"{PROG} compare: error: --latency-runs must be >= 1, got {args.latency_runs}", file=sys.stderr)
         return 2
-    run = {"compare": _compare, "datasets": _datasets}[args.command]
+    run = {"compare": _compare, "datasets": _datasets, "import-timm": _import_timm}[args.command]
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -301,9 +301,7 @@ class ConvMixerBackbone(nn.Module):
         block = dict(k=k, act=act, shortcut=shortcut, order=order)
         if design == "hierarchical":
             if dim is not None:
-                raise ValueError(
-                    f"dim is the width of an isotropic trunk; the hierarchical design has none, got {dim}"
-                )
+                raise ValueError(f"dim is the width of an isotropic trunk; the hierarchical design has none, got {dim}")
             channels, depths = _check_ints("channels", channels, 3), _check_ints("depths", depths, 3, minimum=0)
             self._build_hierarchical(c1, channels, depths, block)
         else:

@@ -25,8 +25,6 @@ read without it.
 from __future__ import annotations
 
 import math
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -36,59 +34,19 @@ from torch import nn
 
 from .patch_resize import DEFAULT_RESIZE, RESIZE_METHODS
 from .resources import TASK_SUFFIXES, TASKS, model_yaml
+from .timm_source import TimmImportError, TrunkConfig, is_classifier, read_source, tensor_layout
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm's IMAGENET_DEFAULT_MEAN, what the paper's weights were trained with
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+__all__ = [
+    "ImportResult",
+    "TimmImportError",
+    "TrunkConfig",
+    "build_trunk",
+    "import_timm",
+    "read_source",
+    "write_model_yaml",
+]
+
 SCALES = "nslmx"
-ACTIVATION_NAMES = {nn.GELU: "gelu", nn.ReLU: "relu", nn.SiLU: "silu", nn.Hardswish: "hardswish"}
-HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm looks for in a Hugging Face repo, in this order
-
-
-class TimmImportError(ValueError):
-    """A source, task or output the import cannot take; the message names it and what to do."""
-
-
-@dataclass(frozen=True)
-class TrunkConfig:
-    """The shape of a ConvMixer trunk, as read off a timm model or checkpoint.
-
-    Args:
-        dim (int): Width.
-        depth (int): Number of blocks.
-        kernel (int): Depthwise kernel size.
-        patch (int): Patch size of the stem (its stride in timm).
-        act (str): Activation name.
-        in_chans (int): Image channels.
-        mean (tuple): Per-channel input mean the weights expect (on [0, 1] images).
-        std (tuple): Per-channel input standard deviation.
-        source (str): Where it came from, for messages.
-    """
-
-    dim: int
-    depth: int
-    kernel: int
-    patch: int
-    act: str = "gelu"
-    in_chans: int = 3
-    mean: Tuple[float, ...] = IMAGENET_MEAN
-    std: Tuple[float, ...] = IMAGENET_STD
-    source: str = ""
-
-    @property
-    def stride(self) -> int:
-        """The YOLO stride the trunk runs at: 8 for patches up to 11 (the paper's 7), else 16 (its 14)."""
-        return 8 if self.patch < 12 else 16
-
-    @property
-    def design(self) -> str:
-        """The ``ConvMixerBackbone`` design with this trunk's stride."""
-        return f"isotropic{self.stride}"
-
-    def describe(self) -> str:
-        """One line: ``ConvMixer-768/32, kernel 7, patch 7 -> stride 8, relu``."""
-        shape = f"ConvMixer-{self.dim}/{self.depth}, kernel {self.kernel}"
-        return f"{shape}, patch {self.patch} -> stride {self.stride}, {self.act}"
 
 
 @dataclass
@@ -137,207 +95,6 @@ def _fmt(values: Tuple[float, ...]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Reading the source
-# ----------------------------------------------------------------------------------------------------------------------
-def _layout(dim: int, depth: int, kernel: int, patch: int, in_chans: int) -> Dict[str, Tuple[str, Tuple[int, ...]]]:
-    """Every tensor of a timm ConvMixer but its head: timm name -> (name in ConvMixerBackbone, shape)."""
-    layout: Dict[str, Tuple[str, Tuple[int, ...]]] = {}
-
-    def conv(timm_name: str, ours: str, shape: Tuple[int, ...]) -> None:
-        layout[f"{timm_name}.weight"], layout[f"{timm_name}.bias"] = (f"{ours}.weight", shape), (f"{ours}.bias", (dim,))
-
-    def norm(timm_name: str, ours: str) -> None:
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            layout[f"{timm_name}.{name}"] = (f"{ours}.{name}", (dim,))
-        layout[f"{timm_name}.num_batches_tracked"] = (f"{ours}.num_batches_tracked", ())
-
-    conv("stem.0", "stem.conv", (dim, in_chans, patch, patch))
-    norm("stem.2", "stem.bn")
-    for i in range(depth):
-        conv(f"blocks.{i}.0.fn.0", f"trunk.{i}.dw.conv", (dim, 1, kernel, kernel))
-        norm(f"blocks.{i}.0.fn.2", f"trunk.{i}.dw.bn")
-        conv(f"blocks.{i}.1", f"trunk.{i}.pw.conv", (dim, dim, 1, 1))
-        norm(f"blocks.{i}.3", f"trunk.{i}.pw.bn")
-    return layout
-
-
-def _is_head(name: str) -> bool:
-    return name.split(".")[0] == "head"
-
-
-def read_trunk(state: Dict[str, torch.Tensor], source: str, **config: Any) -> TrunkConfig:
-    """Read a ConvMixer's shape off a timm state dict and check that every tensor fits it.
-
-    Args:
-        state (Dict[str, Tensor]): A timm ConvMixer's ``state_dict``.
-        source (str): Its name or file, for messages.
-        **config (Any): ``act``, ``mean``, ``std`` of the :class:`TrunkConfig`.
-
-    Returns:
-        (TrunkConfig): The trunk.
-
-    Raises:
-        TimmImportError: Naming the first tensor that does not fit a ConvMixer, with both shapes.
-    """
-    first = next(iter(state.items()), None)
-    stem = state.get("stem.0.weight")
-    if first is None:
-        raise TimmImportError(f"{source}: holds no tensors")
-    if stem is None or stem.ndim != 4 or stem.shape[-1] != stem.shape[-2]:
-        name, t = first
-        raise TimmImportError(
-            f"{source}: not a timm ConvMixer checkpoint: its first tensor '{name}' {tuple(t.shape)} does not fit "
-            "(a ConvMixer starts with 'stem.0.weight' of shape (dim, 3, patch, patch))"
-        )
-    depth = 0
-    while f"blocks.{depth}.0.fn.0.weight" in state:
-        depth += 1
-    if depth == 0:
-        raise TimmImportError(f"{source}: not a timm ConvMixer checkpoint: it has no 'blocks.0.0.fn.0.weight'")
-    dim, in_chans, patch = stem.shape[0], stem.shape[1], stem.shape[-1]
-    kernel = state["blocks.0.0.fn.0.weight"].shape[-1]
-    trunk = TrunkConfig(dim, depth, kernel, patch, in_chans=in_chans, source=source, **config)
-    _check_fits(state, trunk)
-    return trunk
-
-
-def _check_fits(state: Dict[str, torch.Tensor], trunk: TrunkConfig) -> None:
-    layout = _layout(trunk.dim, trunk.depth, trunk.kernel, trunk.patch, trunk.in_chans)
-    what = f"ConvMixer-{trunk.dim}/{trunk.depth} (kernel {trunk.kernel}, patch {trunk.patch})"
-    for name, t in state.items():
-        if _is_head(name):
-            continue
-        if name not in layout:
-            raise TimmImportError(f"{trunk.source}: tensor '{name}' {tuple(t.shape)} is not part of a {what}")
-        if tuple(t.shape) != layout[name][1]:
-            raise TimmImportError(
-                f"{trunk.source}: tensor '{name}' has shape {tuple(t.shape)}, but a {what} needs {layout[name][1]}"
-            )
-    missing = [n for n in layout if n not in state and not n.endswith("num_batches_tracked")]
-    if missing:
-        raise TimmImportError(f"{trunk.source}: tensor '{missing[0]}' {layout[missing[0]][1]} of a {what} is missing")
-
-
-def _state_dict(obj: Any, source: str) -> Dict[str, torch.Tensor]:
-    """Return a loaded checkpoint's tensors: the dict itself or its ``state_dict``/``model`` entry, no ``module.``."""
-    for key in ("state_dict", "model", "module"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TimmImportError(f"{source}: not a checkpoint of tensors (a state dict); got {type(obj).__name__}")
-    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
-
-
-def _load_file(path: Path) -> Dict[str, torch.Tensor]:
-    """Read a checkpoint file's tensors without running any code from it (weights_only / safetensors)."""
-    if not path.is_file():
-        raise TimmImportError(f"checkpoint file not found: {path}")
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj = load_file(str(path))
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except ImportError:
-        raise TimmImportError(f"{path}: reading .safetensors needs safetensors: pip install safetensors") from None
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
-        first = " ".join(str(e).split())[:200]
-        raise TimmImportError(f"{path}: not a checkpoint torch or safetensors can read ({first})") from None
-    return _state_dict(obj, str(path))
-
-
-def _from_module(model: nn.Module, source: str, act: Optional[str]) -> Tuple[Dict[str, torch.Tensor], TrunkConfig]:
-    if type(model).__name__ != "ConvMixer" or not isinstance(getattr(model, "stem", None), nn.Sequential):
-        raise TimmImportError(f"{source}: not a timm ConvMixer (got {type(model).__name__})")
-    model_act = ACTIVATION_NAMES.get(type(model.stem[1]))
-    if model_act is None:
-        raise TimmImportError(f"{source}: activation {type(model.stem[1]).__name__} has no plugin counterpart")
-    if act is not None and act != model_act:
-        raise TimmImportError(f"{source} uses {model_act}; act={act!r} contradicts it (leave it out)")
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    mean, std = tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return state, read_trunk(state, source, act=model_act, mean=mean, std=std)
-
-
-def _import_timm(why: str):
-    try:
-        import timm
-    except ImportError:
-        raise TimmImportError(
-            f"{why} needs timm: pip install 'ultralytics-convmixer[timm]' (or pass a checkpoint file instead)"
-        ) from None
-    return timm
-
-
-def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("YOLO_OFFLINE", "HF_HUB_OFFLINE"))
-
-
-def _cached_hub_file(repo: str) -> Optional[str]:
-    """Return the path of a timm weights file of ``repo`` in the Hugging Face cache, or None."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    for name in HUB_FILES:
-        path = try_to_load_from_cache(repo, name)
-        if isinstance(path, str) and os.path.isfile(path):
-            return path
-    return None
-
-
-def _from_timm_name(name: str, act: Optional[str]) -> Tuple[Dict[str, torch.Tensor], TrunkConfig]:
-    """Create a pretrained timm model by name: from the Hugging Face cache, else downloaded (unless offline)."""
-    timm = _import_timm(f"the timm model name '{name}'")
-    convmixers = timm.list_models("convmixer*", pretrained=True)
-    if name not in convmixers and name not in {n.split(".")[0] for n in convmixers}:
-        known = "an unknown timm name" if not timm.is_model(name) else "not a ConvMixer"
-        raise TimmImportError(f"'{name}' is {known}; the timm ConvMixers are {', '.join(convmixers)}")
-    repo = timm.models.get_pretrained_cfg(name).hf_hub_id or f"timm/{name}"
-    cached = _cached_hub_file(repo)
-    if cached is None and _offline():
-        raise TimmImportError(_download_hint(name, repo, "offline (YOLO_OFFLINE or HF_HUB_OFFLINE is set)"))
-    try:
-        overlay = {"file": cached} if cached else None
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
-    except Exception as e:  # noqa: BLE001 - no network, no hub access, a broken cache: all end here
-        raise TimmImportError(_download_hint(name, repo, " ".join(str(e).split())[:200])) from None
-    return _from_module(model, name, act)
-
-
-def _download_hint(name: str, repo: str, why: str) -> str:
-    act = " --act relu" if "768_32" in name else ""
-    return (
-        f"cannot get the weights of timm model '{name}': {why}. On a machine with internet, fetch "
-        f"https://huggingface.co/{repo}/resolve/main/{HUB_FILES[0]} and either pass that file as SOURCE "
-        f"(ultralytics-convmixer import-timm {HUB_FILES[0]}{act} ...) or put it in this machine's Hugging Face cache "
-        f"(`hf download {repo}` there, then copy ~/.cache/huggingface/hub here)"
-    )
-
-
-def read_source(source: Union[str, Path, nn.Module], act: Optional[str] = None) -> Tuple[Dict, TrunkConfig]:
-    """Read a timm ConvMixer from a model name, a checkpoint file or a model instance.
-
-    Args:
-        source (str | Path | nn.Module): ``convmixer_768_32.in1k``, ``model.safetensors``, or a timm ConvMixer.
-        act (str | None): Activation of a bare checkpoint file (``gelu`` if None); a name or instance has its own.
-
-    Returns:
-        (Tuple[dict, TrunkConfig]): The timm state dict and the trunk's shape.
-    """
-    if isinstance(source, nn.Module):
-        return _from_module(source, f"timm {type(source).__name__} instance", act)
-    path = Path(str(source)).expanduser()
-    if path.suffix.lower() in CHECKPOINT_SUFFIXES or path.exists():
-        state = _load_file(path)
-        return state, read_trunk(state, str(path), act=act or "gelu")
-    return _from_timm_name(str(source), act)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # Converting the tensors
 # ----------------------------------------------------------------------------------------------------------------------
 def fold_input_normalization(
@@ -367,7 +124,7 @@ def trunk_state_dict(
     """
     if resize not in RESIZE_METHODS:
         raise TimmImportError(f"resize must be one of {sorted(RESIZE_METHODS)}, got {resize!r}")
-    layout = _layout(trunk.dim, trunk.depth, trunk.kernel, trunk.patch, trunk.in_chans)
+    layout = tensor_layout(trunk)
     ours = {layout[name][0]: t.clone() for name, t in state.items() if name in layout}
     w, b = fold_input_normalization(state["stem.0.weight"], state["stem.0.bias"], trunk.mean, trunk.std)
     ours["stem.conv.weight"] = RESIZE_METHODS[resize](w, patch or trunk.stride)
@@ -546,12 +303,12 @@ def import_timm(
     _load_trunk(model, trunk_state_dict(state, trunk, resize=resize))
     model.eval()
     result = ImportResult(model, trunk, task, scale)
-    layout = _layout(trunk.dim, trunk.depth, trunk.kernel, trunk.patch, trunk.in_chans)
+    layout = tensor_layout(trunk)
     result.loaded = [name for name in state if name in layout]
     result.left_out = {
         name: f"timm's classifier head {tuple(t.shape)}; the YOLO {task} head replaces it"
         for name, t in state.items()
-        if _is_head(name)
+        if is_classifier(name)
     }
     if out is not None:
         save_checkpoint(model, out, task, _imgsz(task), _record(result, resize))
