@@ -3,7 +3,8 @@
 timm runs the trunk at its patch size p on an image of side S * p; the imported YOLO backbone runs it at stride q (8 or
 16) on the same image resized to S * q, so both give S x S tokens. For each model and resize method this prints the
 relative L2 error ``||ours - timm|| / ||timm||`` and the cosine similarity of the features, after the stem and after
-the whole trunk, over real images (default: the coco128 images beside the checkout, else the generated shapes).
+the whole trunk, over real images (default: the coco128 images beside the checkout; without them it exits asking for
+--image-dir, a folder of .jpg/.png images; files OpenCV cannot read are skipped).
 
     python benchmarks/patch_resize.py                                        # the three paper configs, random init
     python benchmarks/patch_resize.py --models runs/pretrain/convmixer.pth   # a trained checkpoint (file: GELU)
@@ -35,11 +36,18 @@ DEFAULT_IMAGES = ROOT.parent / "shared" / "datasets" / "coco128" / "images" / "t
 
 
 def load_images(folder: Path, n: int) -> torch.Tensor:
-    """The first ``n`` images of ``folder`` as a float batch in [0, 1], RGB, each resized to 448 x 448."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:n]
-    if not files:
-        raise SystemExit(f"no images in {folder}; pass --image-dir")
-    images = [cv2.resize(cv2.imread(str(f))[..., ::-1], (448, 448), interpolation=cv2.INTER_AREA) for f in files]
+    """The first ``n`` readable images of ``folder`` as a float batch in [0, 1], RGB, each resized to 448 x 448."""
+    images = []
+    for f in sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
+        image = cv2.imread(str(f))
+        if image is None:  # truncated, or not an image despite its suffix
+            print(f"skipped {f}: OpenCV cannot read it", flush=True)
+            continue
+        images.append(cv2.resize(image[..., ::-1], (448, 448), interpolation=cv2.INTER_AREA))
+        if len(images) == n:
+            break
+    if not images:
+        raise SystemExit(f"no readable .jpg or .png images in {folder}; pass --image-dir")
     return torch.from_numpy(np.stack(images).copy()).permute(0, 3, 1, 2).float() / 255
 
 
@@ -65,6 +73,7 @@ def timm_reference(state, trunk, images: torch.Tensor, tokens: int) -> Dict[str,
 
 def measure(source: str, images: torch.Tensor, tokens: int) -> List[dict]:
     """One row per resize method for the timm model name or checkpoint ``source``."""
+    label = f"{source}, random init" if source in PAPER_CONFIGS else str(source)
     if source in PAPER_CONFIGS:
         import timm
 
@@ -81,7 +90,7 @@ def measure(source: str, images: torch.Tensor, tokens: int) -> List[dict]:
         stem_err, trunk_err = errors(stem, reference["stem"]), errors(trunk_out, reference["trunk"])
         rows.append(
             {
-                "model": trunk.source,
+                "model": label,
                 "patch": f"{trunk.patch} -> {trunk.stride}",
                 "method": method,
                 "stem_rel_l2": stem_err["rel_l2"],

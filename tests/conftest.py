@@ -1,10 +1,14 @@
 """Shared fixtures: offline Ultralytics, the real datasets beside the checkout, and scratch copies of them; helpers."""
 
 import contextlib
+import csv
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -49,6 +53,33 @@ def real_dataset(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     for cache in target.rglob("*.cache"):
         cache.unlink()
     return target / f"{name}.yaml"
+
+
+def last_epoch_metrics(run_dir: Path) -> dict:
+    """Last row of Ultralytics' results.csv (``epoch`` counts from 1), values as floats."""
+    with open(run_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {k.strip(): float(v) for k, v in rows[-1].items()}
+
+
+def train_killed_in_second_epoch(model, data: Path, project: Path, epochs: int) -> subprocess.CompletedProcess:
+    """Train ``model`` on ``data`` into ``<project>/killed`` in a child process that SIGKILLs itself in epoch 2.
+
+    No clean shutdown, as a killed job: ``last.pt`` and results.csv hold the first epoch. Returns the child process
+    (return code -9 when it was killed).
+    """
+    code = f"""
+        import os, signal
+        from ultralytics import YOLO
+        def die_in_second_epoch(trainer):
+            if trainer.epoch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+        model = YOLO({str(model)!r})
+        model.add_callback("on_train_batch_end", die_in_second_epoch)
+        model.train(data={str(data)!r}, epochs={epochs}, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
+                    project={str(project)!r}, name="killed")
+        """
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600)
 
 
 @contextlib.contextmanager

@@ -540,10 +540,20 @@ def test_console_script_help():
     assert r.returncode == 2 and b"unknown model 'nope.yaml'" in r.stderr and b"Traceback" not in r.stderr
 
 
-def test_cli_import_is_cheap():
+def test_cli_import_is_cheap(tmp_path):
     code = "import sys, ultralytics_convmixer.cli; print('torch' in sys.modules, 'ultralytics' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.split() == ["False", "False"]
+    # Nor does building the parser (--help, every argparse error) or reporting a user error found before the work.
+    missing = str(tmp_path / "missing" / "m.yaml")
+    code = (
+        "import sys; from ultralytics_convmixer import cli; cli._parser(); assert 'torch' not in sys.modules\n"
+        f"code = cli.main(['import-timm', 'm.pth', '--out', 'm.pt', '--yaml', {missing!r}])\n"
+        "assert code == 2 and 'torch' not in sys.modules, code"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"--yaml {missing}: folder {tmp_path / 'missing'} does not exist" in r.stderr
 
 
 def test_datasets_subcommand(tmp_path, capsys):

@@ -195,6 +195,7 @@ def test_dispatcher_refuses_planes_with_more_pixel_tiles_than_a_grid_axis(monkey
     monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "all")
     # The NCHW kernels put a plane's pixel tiles on grid axis 1 (at most 65535): 256 pixels per forward program and
     # fewer per weight-gradient program the larger k is (32 at k = 13), so the largest plane shrinks with k.
+    assert min(block for _, block in dwconv.FWD_NCHW_CONFIGS) == 256 and dwconv.wgrad_nchw_block(13, 2**30) == 32
     m = DepthwiseConv2d(1, k)
     assert fast_path_reason(FakeCudaTensor((1, 1, largest_side, largest_side)), m) is None
     reason = fast_path_reason(FakeCudaTensor((1, 1, largest_side + 1, largest_side + 1)), m)

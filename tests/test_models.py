@@ -8,11 +8,10 @@ from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
 from ultralytics_convmixer.modules import ConvMixerBackbone
-from ultralytics_convmixer.resources import TASK_SUFFIXES, model_yamls
+from ultralytics_convmixer.resources import SCALES, TASK_SUFFIXES, model_yamls
 
 from conftest import ultralytics_log
 
-SCALES = "nslmx"
 MODELS = [(f"yolov8{s}-convmixer{suffix}.yaml", task, s) for task, suffix in TASK_SUFFIXES.items() for s in SCALES]
 
 
@@ -100,7 +99,7 @@ STOCK = {"detect": "yolov8{}.yaml", "segment": "yolov8{}-seg.yaml", "pose": "yol
          "obb": "yolov8{}-obb.yaml", "classify": "yolov8{}-cls.yaml"}  # fmt: skip
 
 
-# The P4-heavy layout of README's "Speed" is held to the packaged models' budget too: it is compared at equal budget.
+# The P4-heavy layout of docs/speed.md is held to the packaged models' budget too: it is compared at equal budget.
 P4_HEAVY = Path(__file__).resolve().parents[1] / "benchmarks" / "ablations" / "yolov8{}-convmixer-p4heavy.yaml"
 
 

@@ -77,7 +77,7 @@ def test_plugin_rows_get_graph_input_channels_and_scaled_outputs_like_native_row
     assert model.eval()(torch.zeros(1, 3, 64, 64))[0].shape[2] == 64 + 16 + 4
 
 
-@pytest.mark.parametrize("scale", "nslmx")
+@pytest.mark.parametrize("scale", resources.SCALES)
 def test_index_rows_get_the_backbone_channels_at_every_scale(scale):
     model = DetectionModel(f"yolov8{scale}-convmixer.yaml", verbose=False).eval()
     spec = model.model[0].output_shape()

@@ -1,5 +1,6 @@
 """Importing timm ConvMixers: features equal timm's, every task trains from the checkpoint, bad input is refused."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -12,7 +13,13 @@ import torch
 from ultralytics_convmixer.patch_resize import RESIZE_METHODS, resize_matrix
 from ultralytics_convmixer.timm_import import TimmImportError, build_trunk, import_timm, read_source
 
-from conftest import assert_export_matches, real_dataset, with_running_statistics
+from conftest import (
+    assert_export_matches,
+    last_epoch_metrics,
+    real_dataset,
+    train_killed_in_second_epoch,
+    with_running_statistics,
+)
 
 timm = pytest.importorskip("timm", reason="timm is not installed: pip install 'ultralytics-convmixer[timm]'")
 from timm.models.convmixer import ConvMixer  # noqa: E402
@@ -201,7 +208,9 @@ def test_a_timm_name_without_timm_says_how_to_install_it(tmp_path):
 
 
 def test_a_timm_name_offline_and_not_cached_says_which_file_to_fetch(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    # huggingface_hub reads HF_HUB_CACHE once, on import; its lookups read this constant, so an empty cache it is even
+    # on a machine whose real cache holds the model.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(TimmImportError) as error:
         import_timm("convmixer_768_32.in1k", out=tmp_path / "x.pt")
     message = str(error.value)
@@ -232,6 +241,148 @@ def test_a_timm_name_loads_from_the_hugging_face_cache_offline(tmp_path):
     assert (
         "IMPORTED ConvMixer-768/32, kernel 7, patch 7 -> stride 8, relu 455" in result.stdout
     )  # 7 stem + 32 x 14 block tensors
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Checkpoint files as they are saved: timm's train.py, Hugging Face downloads, DataParallel, other objects
+# ----------------------------------------------------------------------------------------------------------------------
+def test_a_timm_train_py_checkpoint_with_its_args_and_optimizer_imports(tmp_path):
+    model = small_convmixer("k7-p7-relu (768/32)")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.rand(1, 3, 28, 28)).sum().backward()
+    optimizer.step()  # a momentum buffer per parameter, as a real checkpoint has
+    args = argparse.Namespace(model="convmixer_768_32", lr=0.1, epochs=300, input_size=None, mean=(0.5, 0.5, 0.5))
+    checkpoint = {"epoch": 3, "arch": "convmixer_768_32", "state_dict": model.state_dict(),
+                  "optimizer": optimizer.state_dict(), "version": 2, "args": args}  # fmt: skip
+    torch.save(checkpoint, tmp_path / "model_best.pth.tar")  # as train.py names it
+    state, trunk = read_source("model_best.pth.tar", act="relu")  # a bare name: a file by its suffix
+    assert (
+        set(state) == set(model.state_dict())
+        and trunk.describe() == "ConvMixer-32/2, kernel 7, patch 7 -> stride 8, relu"
+    )
+
+
+def test_a_checkpoint_of_other_pickled_objects_names_them_without_torchs_advice(tmp_path):
+    np = pytest.importorskip("numpy")
+    torch.save({"state_dict": small_convmixer().state_dict(), "best_metric": np.float64(0.5)}, tmp_path / "np.pth")
+    with pytest.raises(TimmImportError) as error:
+        read_source(tmp_path / "np.pth")
+    message = str(error.value)
+    assert "np.pth: holds pickled objects other than tensors (unsupported global numpy." in message
+    assert "torch.save(model.state_dict()" in message and "\x1b" not in message and "PyTorch 2.6" not in message
+
+
+def test_a_dict_without_tensors_is_refused_naming_its_keys(tmp_path):
+    torch.save({"epoch": 3, "arch": "convmixer_768_32", "weights": [1.0, 2.0]}, tmp_path / "meta.pth")
+    with pytest.raises(TimmImportError, match="meta.pth: not a state dict .* keys 'epoch', 'arch', 'weights'"):
+        read_source(tmp_path / "meta.pth")
+
+
+@pytest.mark.parametrize("wrap", ["bin", "model key", "module prefix"])
+def test_bin_files_model_keys_and_dataparallel_prefixes_are_read(tmp_path, wrap):
+    state = small_convmixer().state_dict()
+    if wrap == "model key":
+        state = {"model": state, "epoch": 3}
+    elif wrap == "module prefix":  # saved from DataParallel or DistributedDataParallel
+        state = {f"module.{k}": v for k, v in state.items()}
+    path = tmp_path / ("pytorch_model.bin" if wrap == "bin" else "weights.pth")
+    torch.save(state, path)
+    read, trunk = read_source(path, act="gelu")
+    assert set(read) == set(small_convmixer().state_dict()) and (trunk.dim, trunk.depth) == (32, 2)
+
+
+def test_a_corrupt_safetensors_file_is_named(tmp_path):
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
+    with pytest.raises(TimmImportError, match=r"broken.safetensors: not a .safetensors file safetensors can read \("):
+        read_source(tmp_path / "broken.safetensors")
+
+
+def test_a_folder_is_read_through_its_hub_weights_file(tmp_path):
+    from safetensors.torch import save_file
+
+    (tmp_path / "download").mkdir()
+    torch.save(small_convmixer().state_dict(), tmp_path / "download" / "pytorch_model.bin")
+    save_file(small_convmixer(dim=16).state_dict(), str(tmp_path / "download" / "model.safetensors"))
+    _, trunk = read_source(tmp_path / "download", act="gelu")  # model.safetensors first, as timm
+    assert trunk.dim == 16 and trunk.source == str(tmp_path / "download" / "model.safetensors")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TimmImportError, match="empty is a folder without model.safetensors or pytorch_model.bin"):
+        read_source(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("source", ["weights/convmixer_768_32.in1k", "convmixer.pth", Path("convmixer_768_32.in1k")])
+def test_a_missing_path_is_a_file_not_found_not_a_timm_name(source):
+    with pytest.raises(TimmImportError, match="checkpoint file not found: .*convmixer"):
+        read_source(source)
+
+
+def test_a_bare_file_says_it_assumed_gelu_and_an_instance_does_not(tmp_path):
+    torch.save(small_convmixer().state_dict(), tmp_path / "gelu.pth")
+    with pytest.warns(UserWarning, match="gelu.pth: activation gelu assumed .* pass act='relu' for convmixer_768_32"):
+        result = import_timm(tmp_path / "gelu.pth", scale="n")
+    assert result.config.act_assumed
+    assert (
+        "  activation gelu assumed (a bare checkpoint file does not record it; pass --act relu for convmixer_768_32)"
+        in (result.summary().splitlines())
+    )
+    assert "assumed" not in import_timm(small_convmixer(), scale="n").summary()
+    assert not read_source(tmp_path / "gelu.pth", act="gelu")[1].act_assumed
+
+
+def test_an_unknown_activation_is_refused_naming_the_allowed_ones(tmp_path):
+    torch.save(small_convmixer().state_dict(), tmp_path / "m.pth")
+    with pytest.raises(TimmImportError, match="act must be one of gelu, silu, relu, hardswish, got 'Relu'"):
+        import_timm(tmp_path / "m.pth", act="Relu", out=tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_model_of_other_than_rgb_images_is_refused_naming_its_channels():
+    torch.manual_seed(0)
+    gray = ConvMixer(dim=32, depth=2, kernel_size=9, patch_size=7, in_chans=1, num_classes=10)
+    with pytest.raises(TimmImportError, match=r"takes models of RGB images .*got in_chans 1, mean \(0.485"):
+        read_source(gray)
+    model = small_convmixer()
+    model.pretrained_cfg = {"mean": (0.5,), "std": (0.5,)}
+    with pytest.raises(TimmImportError, match=r"got in_chans 3, mean \(0.5,\), std \(0.5,\)"):
+        read_source(model)
+
+
+def test_without_a_gflops_count_the_scale_must_be_given(monkeypatch):
+    import ultralytics.utils.torch_utils as torch_utils
+
+    monkeypatch.setattr(torch_utils, "get_flops", lambda model, imgsz=640: 0.0)  # as without thop
+    with pytest.raises(TimmImportError, match="cannot count GFLOPs .*; pass --scale"):
+        import_timm(small_convmixer())
+    assert import_timm(small_convmixer(), scale="s").scale == "s"
+
+
+def test_a_trunk_tensor_the_conversion_leaves_out_is_an_error_not_random_weights():
+    from ultralytics_convmixer.timm_import import _load_trunk
+
+    model = small_convmixer()
+    state, trunk = read_source(model)
+    result = import_timm(model, scale="n")
+    assert _load_trunk(result.model, state, trunk, "pi") == result.loaded
+    del state["blocks.1.1.bias"]  # as if the conversion dropped a tensor
+    with pytest.raises(RuntimeError, match=r"left 1 trunk tensors .*unset: \['model.0.trunk.1.pw.conv.bias'\]"):
+        _load_trunk(result.model, state, trunk, "pi")
+
+
+def test_the_torch_free_names_are_the_modules_and_methods_they_name():
+    from ultralytics_convmixer import resources
+    from ultralytics_convmixer.modules import ACTIVATIONS
+
+    assert resources.ACTIVATION_NAMES == tuple(ACTIVATIONS) and resources.RESIZE_NAMES == tuple(RESIZE_METHODS)
+    assert resources.DEFAULT_RESIZE in RESIZE_METHODS
+
+
+def test_cli_checks_the_yaml_folder_before_writing_anything(tmp_path):
+    from ultralytics_convmixer.cli import main
+
+    torch.save(small_convmixer().state_dict(), tmp_path / "m.pth")
+    argv = ["import-timm", str(tmp_path / "m.pth"), "--out", str(tmp_path / "m.pt"), "--scale", "n"]
+    assert main([*argv, "--yaml", str(tmp_path / "missing" / "m.yaml")]) == 2
+    assert not (tmp_path / "m.pt").exists()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -292,25 +443,14 @@ def test_every_task_trains_from_the_imported_checkpoint_loads_fresh_and_exports(
 @pytest.mark.slow
 def test_yolo_cli_fine_tunes_the_imported_checkpoint_and_resumes_a_killed_run(coco8, tmp_path):
     weights = import_timm(small_convmixer(), scale="n", out=tmp_path / "imported.pt").checkpoint
-    killer = f"""
-        import os, signal
-        from ultralytics import YOLO
-        def die_in_second_epoch(trainer):
-            if trainer.epoch == 1:
-                os.kill(os.getpid(), signal.SIGKILL)
-        model = YOLO({str(weights)!r})
-        model.add_callback("on_train_batch_end", die_in_second_epoch)
-        model.train(data={str(coco8)!r}, epochs=2, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
-                    project={str(tmp_path)!r}, name="killed")
-        """
-    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(killer)], capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    killed = train_killed_in_second_epoch(weights, coco8, tmp_path, epochs=2)
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert "Transferred" in killed.stdout + killed.stderr  # the trainer loaded the imported weights
+    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 1  # one epoch finished before the kill
     yolo = Path(sys.executable).with_name("yolo")
     last = tmp_path / "killed" / "weights" / "last.pt"
     resumed = subprocess.run([str(yolo), "train", "resume", f"model={last}"], capture_output=True, text=True,
                              timeout=600)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming training" in resumed.stdout + resumed.stderr
-    assert (tmp_path / "killed" / "weights" / "best.pt").is_file()
+    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 2  # the resumed run finished the second epoch

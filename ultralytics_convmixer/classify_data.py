@@ -10,7 +10,7 @@ to Ultralytics' ``check_cls_dataset``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Tuple, Union
 
 from .resources import dataset_root
 
@@ -29,8 +29,14 @@ def _check_classify_splits(data: dict, yaml_file: Path) -> None:
             )
 
 
-def warn_if_names_differ(data: dict, folder_names: dict, yaml_file) -> None:
-    """Warn when a classify YAML's ``names`` are not its class folders: Ultralytics takes the folders' names."""
+def warn_if_names_differ(data: dict, folder_names: dict, yaml_file: Union[str, Path]) -> None:
+    """Warn when a classify YAML's ``names`` are not its class folders: Ultralytics takes the folders' names.
+
+    Args:
+        data (dict): The parsed classify data YAML.
+        folder_names (dict): Class index -> class folder name, as Ultralytics' ``check_cls_dataset`` found them.
+        yaml_file (str | Path): The YAML's file, for the warning.
+    """
     names = data.get("names")
     if isinstance(names, list):
         names = dict(enumerate(names))
@@ -46,8 +52,15 @@ def warn_if_names_differ(data: dict, folder_names: dict, yaml_file) -> None:
 def classify_root(yaml_file: Path) -> Tuple[Path, dict]:
     """Resolve a classify data YAML's dataset root (see :func:`dataset_root`), running ``download`` if needed.
 
+    Args:
+        yaml_file (Path): The classify data YAML.
+
     Returns:
         (Tuple[Path, dict]): The dataset root and the YAML's contents.
+
+    Raises:
+        ValueError: If a ``train``/``val``/``test`` key names a folder Ultralytics would not read.
+        FileNotFoundError: If the root has no ``train`` folder and the YAML no ``download`` to create it.
     """
     from ultralytics.utils import YAML
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from .resources import TASKS
+from .resources import ACTIVATION_NAMES, DEFAULT_RESIZE, RESIZE_NAMES, SCALES, TASKS
 
 PROG = "ultralytics-convmixer"
 
@@ -107,8 +107,9 @@ normalization and, for the paper's patch sizes 7 and 14, is resized to stride 8 
 at the stock scale nearest in GFLOPs unless --scale is given.
 
 SOURCE: a timm model name (convmixer_768_32.in1k, convmixer_1024_20_ks9_p14.in1k, convmixer_1536_20.in1k; needs
-timm, and the weights in the Hugging Face cache or a network) or a timm checkpoint file (.pth, .pt, .bin,
-.safetensors; give --act for a file of a ReLU model such as convmixer_768_32).
+timm, and the weights in the Hugging Face cache or a network), a timm checkpoint file (.pth, .pt, .bin,
+.safetensors, train.py's .pth.tar) or a folder holding model.safetensors or pytorch_model.bin. A file does not
+record its activation: it is read as GELU unless --act says otherwise (--act relu for convmixer_768_32).
 
 examples:
   ultralytics-convmixer import-timm convmixer_1024_20_ks9_p14.in1k --out yolo-convmixer1024-in1k.pt
@@ -118,21 +119,19 @@ examples:
 
 
 def _add_import_timm(sub) -> None:
-    from .patch_resize import DEFAULT_RESIZE, RESIZE_METHODS  # torch-free
-
     p = sub.add_parser(
         "import-timm",
         help="turn timm ConvMixer weights into a YOLO checkpoint",
         description=IMPORT_TIMM_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", metavar="SOURCE", help="timm model name or checkpoint file")
+    p.add_argument("source", metavar="SOURCE", help="timm model name, checkpoint file or folder")
     p.add_argument("--task", default="detect", choices=TASKS, help="YOLO task (default: detect)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--nc", type=int, help="number of classes (default: the packaged YAML's, e.g. 80 for detect)")
-    p.add_argument("--act", choices=("gelu", "relu", "silu", "hardswish"), help="activation of a checkpoint file")
-    p.add_argument("--scale", choices=tuple("nslmx"), help="stock YOLOv8 scale of the neck and head")
-    p.add_argument("--resize", default=DEFAULT_RESIZE, choices=sorted(RESIZE_METHODS), help="stem kernel resize")
+    p.add_argument("--act", choices=ACTIVATION_NAMES, help="activation of a checkpoint file (default: gelu)")
+    p.add_argument("--scale", choices=tuple(SCALES), help="stock YOLOv8 scale of the neck and head")
+    p.add_argument("--resize", default=DEFAULT_RESIZE, choices=RESIZE_NAMES, help="stem kernel resize")
     p.add_argument("--yaml", help="also write the model YAML here (the same architecture, to train from scratch)")
     p.add_argument("--force", action="store_true", help="overwrite --out and --yaml if they exist")
 
@@ -204,17 +203,22 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _import_timm(args: argparse.Namespace) -> int:
+    import warnings
     from pathlib import Path
 
     yaml_path = Path(args.yaml).expanduser() if args.yaml else None
     if yaml_path is not None and yaml_path.exists() and not args.force:
-        raise _UsageError(f"{yaml_path} exists; pass --force to overwrite it")
+        raise _UsageError(f"--yaml {yaml_path} exists; pass --force to overwrite it")
+    if yaml_path is not None and not yaml_path.parent.is_dir():  # checked now: it is written after the checkpoint
+        raise _UsageError(f"--yaml {yaml_path}: folder {yaml_path.parent} does not exist")
     from .timm_import import import_timm, write_model_yaml
 
-    result = import_timm(
-        args.source, args.task, args.out, nc=args.nc, act=args.act, scale=args.scale, resize=args.resize,
-        force=args.force,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # the summary says so too, in its place
+        warnings.filterwarnings("ignore", message=".*activation gelu assumed")
+        result = import_timm(
+            args.source, args.task, args.out, nc=args.nc, act=args.act, scale=args.scale, resize=args.resize,
+            force=args.force,
+        )  # fmt: skip
     if yaml_path is not None:
         write_model_yaml(result, yaml_path)
     print(result.summary() + (f"\n  wrote {yaml_path} (the same model, untrained)" if yaml_path else ""), flush=True)
@@ -222,9 +226,9 @@ def _import_timm(args: argparse.Namespace) -> int:
 
 
 def _user_errors() -> tuple:
-    """Exception types that are user errors (imported only when needed)."""
+    """Exception types that are user errors (imported only when needed, and none of them imports torch)."""
     from .compare import CompareError
-    from .timm_import import TimmImportError
+    from .resources import TimmImportError
 
     return (CompareError, TimmImportError, _UsageError, FileExistsError)
 

@@ -132,7 +132,7 @@ def _input_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     c = module.in_channels
     if x.dim() != 4 or x.shape[1] != c:
         return f"input shape {tuple(x.shape)} is not (N, {c}, H, W)"  # incl. unbatched 3-D input
-    if not (x.is_cuda or _interpreting()):  # Triton's interpreter runs the kernels on CPU tensors (for the tests)
+    if not (x.is_cuda or interpreting()):  # Triton's interpreter runs the kernels on CPU tensors (for the tests)
         return f"input is on {x.device.type}, not CUDA"
     if module.weight.device != x.device:
         return "input and parameters are on different devices"  # nn.Conv2d raises the proper error
@@ -151,7 +151,7 @@ def _input_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     if c * h * w > _INT32_MAX or n * h * w > _INT32_MAX:
         return "input too large for the kernels' 32-bit indexing"
     fewest_pixels_per_program = min(
-        *(block for _, block in _FWD_NCHW_CONFIGS), _wgrad_nchw_block(module.kernel_size[0], _INT32_MAX)
+        *(block for _, block in FWD_NCHW_CONFIGS), wgrad_nchw_block(module.kernel_size[0], _INT32_MAX)
     )
     if h * w > _GRID_AXIS_MAX * fewest_pixels_per_program:
         return f"a {h} x {w} plane has more pixel tiles than a CUDA grid axis holds"
@@ -185,7 +185,16 @@ def depthwise_conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optiona
 
 
 def reference_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``F.conv2d`` with the same arguments as ``depthwise_conv2d_triton`` (the function the kernels must match)."""
+    """Compute with ``F.conv2d`` what ``depthwise_conv2d_triton`` computes: the function the kernels must match.
+
+    Args:
+        x (torch.Tensor): Input ``(N, C, H, W)``.
+        weight (torch.Tensor): Filters ``(C, 1, k, k)``, odd ``k``.
+        bias (torch.Tensor | None): Optional ``(C,)`` bias.
+
+    Returns:
+        (torch.Tensor): ``F.conv2d(x, weight, bias, padding=k // 2, groups=C)``.
+    """
     return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
 
 
@@ -405,8 +414,12 @@ def _device_guard(x: torch.Tensor):
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
-def _interpreting() -> bool:
-    """Return True under Triton's CPU interpreter, which can run kernels but not autotune them."""
+def interpreting() -> bool:
+    """Return whether Triton's CPU interpreter is on (``TRITON_INTERPRET``): it runs kernels but cannot autotune them.
+
+    Returns:
+        (bool): True when ``TRITON_INTERPRET`` is set to anything but ``0`` or empty.
+    """
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
@@ -422,28 +435,50 @@ def _layout(nhwc: bool) -> torch.memory_format:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Tiling of the NCHW kernels: it bounds the planes they take (checked above without Triton) and dwconv_triton uses it.
+# Tiling of the NCHW kernels: it bounds the planes they take (checked above without Triton), and dwconv_triton and
+# benchmarks/kernels.py tile by it.
 # ----------------------------------------------------------------------------------------------------------------------
 
 _INT32_MAX = 2**31 - 1
 _GRID_AXIS_MAX = 65535  # CUDA's limit of grid axes 1 and 2; the NCHW kernels put a plane's pixel tiles on axis 1
-_FWD_NCHW_CONFIGS = ((4, 512), (4, 256), (4, 1024), (8, 1024), (8, 2048))  # (num_warps, BLOCK) that autotuning tries
+FWD_NCHW_CONFIGS = ((4, 512), (4, 256), (4, 1024), (8, 1024), (8, 2048))
+"""``(num_warps, BLOCK)`` of the NCHW forward kernel that autotuning tries; ``BLOCK`` pixels per program."""
 
 
-def _wgrad_nchw_block(k: int, plane: int) -> int:
-    """Pixels per program of the NCHW weight-gradient kernel: ~8K fp32 accumulators (32 registers per thread)."""
-    return max(16, min(8192 // _next_pow2(k * k), _next_pow2(plane)))
+def wgrad_nchw_block(k: int, plane: int) -> int:
+    """Return the pixels per program of the NCHW weight-gradient kernel: ~8K fp32 accumulators (32 registers a thread).
+
+    Args:
+        k (int): Kernel size.
+        plane (int): Pixels of one channel plane, ``H * W``.
+
+    Returns:
+        (int): A power of two, at least 16, at most the plane rounded up to a power of two.
+    """
+    return max(16, min(8192 // next_pow2(k * k), next_pow2(plane)))
 
 
-def _next_pow2(v: int) -> int:
+def next_pow2(v: int) -> int:
+    """Return the smallest power of two >= ``v`` (1 for ``v <= 1``), as Triton's block sizes must be.
+
+    Args:
+        v (int): The value.
+
+    Returns:
+        (int): The power of two.
+    """
     return 1 << max(0, (v - 1).bit_length())
 
 
 __all__: List[str] = [
+    "FWD_NCHW_CONFIGS",
     "DepthwiseConv2d",
     "depthwise_conv2d_triton",
     "fast_path_reason",
+    "interpreting",
+    "next_pow2",
     "reference_conv",
     "take_triton_failure",
     "triton_failure",
+    "wgrad_nchw_block",
 ]

@@ -41,7 +41,7 @@ import triton
 import triton.language as tl
 
 # The NCHW tiling also bounds the planes the kernels take, which ``dwconv.fast_path_reason`` checks without Triton.
-from .dwconv import _FWD_NCHW_CONFIGS, _interpreting, _next_pow2, _wgrad_nchw_block
+from .dwconv import FWD_NCHW_CONFIGS, interpreting, next_pow2, wgrad_nchw_block
 
 WGRAD_PROGRAMS = 1024
 """Target number of programs of the NHWC weight-gradient kernel (a few waves on any GPU); it sets the pixel split."""
@@ -125,7 +125,14 @@ def taps(weight: torch.Tensor, nhwc: bool, flip: bool = False) -> torch.Tensor:
 
 
 def config_meta(config: "triton.Config") -> Dict[str, int]:
-    """Return the meta-parameters and ``num_warps`` of an autotuning config, as ``FORCED_CONFIGS`` takes them."""
+    """Return the meta-parameters and ``num_warps`` of an autotuning config, as ``FORCED_CONFIGS`` takes them.
+
+    Args:
+        config (triton.Config): A config of ``CONFIGS``.
+
+    Returns:
+        (Dict[str, int]): Its keyword arguments (``BLOCK``, ``TH``, ...) and ``num_warps``.
+    """
     return {**config.kwargs, "num_warps": config.num_warps}
 
 
@@ -137,7 +144,7 @@ def config_meta(config: "triton.Config") -> Dict[str, int]:
 def _launch(name: str, grid, args: tuple, meta: Dict[str, Any]) -> None:
     """Launch kernel ``name``: autotuned, or with ``FORCED_CONFIGS[name]`` (under the interpreter: its first config)."""
     forced = FORCED_CONFIGS.get(name)
-    if forced is None and _interpreting() and not AUTOTUNE_IN_INTERPRETER:
+    if forced is None and interpreting() and not AUTOTUNE_IN_INTERPRETER:
         forced = config_meta(CONFIGS[name][0])
     if forced is None:
         KERNELS[name][grid](*args, **meta)
@@ -149,7 +156,7 @@ def _conv_same(x: torch.Tensor, w_flat: torch.Tensor, bias: Optional[torch.Tenso
     """Launch the forward kernel on ``x`` (contiguous in its layout) with fp32 ``w_flat`` (``taps``) and ``bias``."""
     n, c, h, w = x.shape
     y = torch.empty_like(x)  # keeps the memory format of x
-    args = (x, w_flat, bias if bias is not None else w_flat, y, c, h, w, _next_pow2(h * w))
+    args = (x, w_flat, bias if bias is not None else w_flat, y, c, h, w, next_pow2(h * w))
     meta = {"K": k, "HAS_BIAS": bias is not None}
     if nhwc:
 
@@ -182,8 +189,8 @@ def _wgrad_nhwc_partials(
     def grid(m):
         return (triton.cdiv(c, m["BLOCK_C"]), chunks)
 
-    args = (x, grad_y, pw, pb, c, h, w, pix, per_prog, _next_pow2(pix))
-    _launch("wgrad_nhwc", grid, args, {"K": k, "KK_PAD": _next_pow2(kk), "HAS_BIAS": with_bias})
+    args = (x, grad_y, pw, pb, c, h, w, pix, per_prog, next_pow2(pix))
+    _launch("wgrad_nhwc", grid, args, {"K": k, "KK_PAD": next_pow2(kk), "HAS_BIAS": with_bias})
     return pw.sum(0).t(), pb.sum(0) if with_bias else None
 
 
@@ -193,7 +200,7 @@ def _wgrad_nchw_partials(
     """Weight gradient ``[C, k*k]`` and bias gradient of NCHW tensors, summed from per-program partials."""
     n, c, h, w = x.shape
     kk = k * k
-    block = _wgrad_nchw_block(k, h * w)
+    block = wgrad_nchw_block(k, h * w)
     tiles = triton.cdiv(h * w, block)
     pw = torch.empty((c, tiles, kk), device=x.device, dtype=torch.float32)
     pb = torch.empty((c, tiles), device=x.device, dtype=torch.float32) if with_bias else pw
@@ -207,7 +214,7 @@ def _wgrad_nchw_partials(
         h,
         w,
         K=k,
-        KK_PAD=_next_pow2(kk),
+        KK_PAD=next_pow2(kk),
         BLOCK=block,
         HAS_BIAS=with_bias,
         num_warps=8,
@@ -420,7 +427,7 @@ def _config(num_warps: int, **meta: int) -> "triton.Config":
 
 
 CONFIGS: Dict[str, List["triton.Config"]] = {
-    "fwd_nchw": [_config(num_warps, BLOCK=block) for num_warps, block in _FWD_NCHW_CONFIGS],
+    "fwd_nchw": [_config(num_warps, BLOCK=block) for num_warps, block in FWD_NCHW_CONFIGS],
     "fwd_nhwc": [
         _config(4, TH=8, TW=8, BLOCK_C=32, UNROLL=3),
         _config(4, TH=4, TW=16, BLOCK_C=32, UNROLL=3),

@@ -29,7 +29,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Union
 
 import torch
 
@@ -272,7 +272,7 @@ _MODEL_CLASSES = {
 }
 
 
-def build_model(cfg, task: str, nc: Optional[int] = None, verbose: bool = False) -> torch.nn.Module:
+def build_model(cfg: Union[dict, str], task: str, nc: Optional[int] = None, verbose: bool = False) -> torch.nn.Module:
     """Build the Ultralytics model of ``task`` from a model dict or YAML name, as ``YOLO(cfg)`` builds it.
 
     Args:
@@ -280,6 +280,9 @@ def build_model(cfg, task: str, nc: Optional[int] = None, verbose: bool = False)
         task (str): One of ``resources.TASKS``.
         nc (int | None): Class count that overrides the YAML's.
         verbose (bool): Print Ultralytics' layer table.
+
+    Returns:
+        (torch.nn.Module): The model, an instance of the task's Ultralytics class (``DetectionModel``, ...).
     """
     register()
     import ultralytics.nn.tasks as tasks

@@ -15,6 +15,8 @@ from torch import nn
 
 from .dwconv import DepthwiseConv2d
 
+# Activation name -> module; the names are ``resources.ACTIVATION_NAMES`` (torch-free, for the command line), which
+# tests/test_timm_import.py checks against these keys.
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "hardswish": nn.Hardswish}
 # Where BatchNorm sits: the paper's conv -> act -> BN, or conv -> BN -> act as in YOLOv8's Conv, which lets BN fold
 # into the convolution for inference (``fold_batchnorm``, run by Ultralytics' ``fuse()``, and ONNX Runtime).
@@ -142,6 +144,7 @@ class ConvNormAct(nn.Module):
 
 
 def _pointwise(c1: int, c2: int, act: str, order: str, norm: type = nn.BatchNorm2d) -> ConvNormAct:
+    """Build a 1 x 1 convolution (with bias) from ``c1`` to ``c2`` channels, with its BatchNorm and activation."""
     return ConvNormAct(_init_conv(nn.Conv2d(c1, c2, 1)), act, order, norm)
 
 
@@ -175,7 +178,7 @@ class ConvMixerBlock(nn.Module):
         super().__init__()
         c1, k = _check_int("c1", c1), _check_kernel("k", k)
         self.dw = ConvNormAct(_init_conv(DepthwiseConv2d(c1, k)), act, order, norm)  # mixes space
-        self.pw = ConvNormAct(_init_conv(nn.Conv2d(c1, c1, 1)), act, order, norm)  # mixes channels
+        self.pw = _pointwise(c1, c1, act, order, norm)  # mixes channels
         self.shortcut, self.c2 = _check_bool("shortcut", shortcut), c1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,10 @@ from typing import Callable, Dict
 import torch
 import torch.nn.functional as F
 
-DEFAULT_RESIZE = "pi"
+# Defined without torch (the command line offers them); re-exported here, beside the methods they name.
+from .resources import DEFAULT_RESIZE, RESIZE_NAMES
+
+__all__ = ["DEFAULT_RESIZE", "RESIZE_METHODS", "RESIZE_NAMES", "bilinear_resize", "pi_resize", "resize_matrix"]
 
 
 def _bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -26,13 +29,29 @@ def _bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def resize_matrix(p: int, q: int) -> torch.Tensor:
-    """Return ``B`` (``q*q x p*p``, float64): ``B @ patch.flatten()`` is the ``p x p`` patch resized to ``q x q``."""
+    """Return the matrix ``B`` of the bilinear resize of a ``p x p`` patch to ``q x q``, as images are resized.
+
+    Args:
+        p (int): Side of the patch.
+        q (int): Side of the resized patch.
+
+    Returns:
+        (torch.Tensor): ``B``, ``(q*q, p*p)`` float64: ``B @ patch.flatten()`` is the resized patch, flattened.
+    """
     basis = torch.eye(p * p, dtype=torch.float64).reshape(p * p, 1, p, p)
     return _bilinear(basis, q).reshape(p * p, q * q).T
 
 
 def pi_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
-    """FlexiViT's pseudo-inverse resize of a patch kernel ``(out, in, p, p)`` to ``(out, in, q, q)``."""
+    """Resize a patch kernel by FlexiViT's pseudo-inverse: the ``w'`` with ``B^T w' = w`` (least squares).
+
+    Args:
+        weight (torch.Tensor): The kernel, ``(out, in, p, p)``.
+        q (int): The new patch size.
+
+    Returns:
+        (torch.Tensor): The kernel ``(out, in, q, q)``, in ``weight``'s dtype (a copy if ``q == p``).
+    """
     p = weight.shape[-1]
     if p == q:
         return weight.clone()
@@ -43,11 +62,20 @@ def pi_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
 
 
 def bilinear_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
-    """Bilinear resize of a patch kernel ``(out, in, p, p)`` to ``(out, in, q, q)``, scaled by the areas' ratio."""
+    """Resize a patch kernel bilinearly, scaled by the ratio of the patch areas ``(p / q) ** 2``.
+
+    Args:
+        weight (torch.Tensor): The kernel, ``(out, in, p, p)``.
+        q (int): The new patch size.
+
+    Returns:
+        (torch.Tensor): The kernel ``(out, in, q, q)``, in ``weight``'s dtype (a copy if ``q == p``).
+    """
     p = weight.shape[-1]
     if p == q:
         return weight.clone()
     return (_bilinear(weight.to(torch.float64), q) * (p / q) ** 2).to(weight.dtype)
 
 
+# ``resources.RESIZE_NAMES`` names these keys for the command line; tests/test_timm_import.py checks that they agree.
 RESIZE_METHODS: Dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {"pi": pi_resize, "bilinear": bilinear_resize}

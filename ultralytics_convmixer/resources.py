@@ -1,4 +1,7 @@
-"""Files the package ships (model and data YAMLs) and the names Ultralytics finds them by; no torch import.
+"""Files the package ships, the names Ultralytics finds them by, and the names the command line offers; no torch.
+
+The command line's names (tasks, scales, activations, stem resizes) and :class:`TimmImportError` live here, without
+torch, so that ``ultralytics-convmixer --help`` and its error messages never import it.
 
 The YAMLs live at the repository root (``model_yamls/``, ``datasets/``) and ship inside the wheel as
 ``ultralytics_convmixer/model_yamls`` and ``ultralytics_convmixer/datasets``.
@@ -14,19 +17,50 @@ from typing import Dict, List, Optional
 # (as stock Ultralytics names them: yolov8n.yaml, yolov8n-seg.yaml, ...).
 TASKS = ("detect", "segment", "pose", "obb", "classify")
 TASK_SUFFIXES: Dict[str, str] = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}
+SCALES = "nsmlx"  # the stock YOLOv8 scale letters, as in yolov8n.yaml ... yolov8x.yaml
+# The activation names a plugin layer takes: the keys of ``modules.ACTIVATIONS``, which maps them to torch modules
+# (tests/test_timm_import.py checks that the two agree).
+ACTIVATION_NAMES = ("gelu", "silu", "relu", "hardswish")
+# The stem kernel resizes of ``patch_resize.RESIZE_METHODS`` and the default, the one ``benchmarks/patch_resize.py``
+# found to keep an imported trunk's features closer to timm's.
+RESIZE_NAMES = ("pi", "bilinear")
+DEFAULT_RESIZE = "pi"
+
+
+class TimmImportError(ValueError):
+    """A source, task or output ``import_timm`` cannot take; the message names it and what to do.
+
+    Defined here, without torch, so that the command line can catch it without importing torch.
+    """
+
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def resource_dir(name: str) -> Path:
-    """Folder shipped in the wheel (``ultralytics_convmixer/<name>``), or the repo root's for a source checkout."""
+    """Return a folder shipped in the wheel (``ultralytics_convmixer/<name>``), or the repo root's in a checkout.
+
+    Args:
+        name (str): The folder's name, ``model_yamls`` or ``datasets``.
+
+    Returns:
+        (Path): The folder (it may not exist if the install is broken).
+    """
     installed = _PACKAGE_DIR / name
     return installed if installed.is_dir() else _PACKAGE_DIR.parent / name
 
 
 def unscaled_name(file_name: str) -> str:
-    """``yolov8n-convmixer.yaml`` -> ``yolov8-convmixer.yaml``, Ultralytics' rule, applied to a file name only."""
-    return re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", file_name)
+    """Drop the scale letter from a model file name, by Ultralytics' rule, applied to a file name only.
+
+    Args:
+        file_name (str): A file name such as ``yolov8n-convmixer.yaml`` (no folder: a digit and letter in a folder
+            name would match too).
+
+    Returns:
+        (str): The name without its scale letter, ``yolov8-convmixer.yaml``; unchanged if it has none.
+    """
+    return re.sub(rf"(\d+)([{SCALES}])(.+)?$", r"\1\3", file_name)
 
 
 def model_yamls() -> List[Path]:
@@ -39,6 +73,9 @@ def model_yaml(name: str) -> Optional[Path]:
 
     Args:
         name (str): File name with or without the scale letter (``yolov8s-convmixer-seg.yaml``).
+
+    Returns:
+        (Path | None): The packaged YAML, or None.
     """
     file_name = Path(str(name)).name
     for candidate in (file_name, unscaled_name(file_name)):
@@ -49,7 +86,14 @@ def model_yaml(name: str) -> Optional[Path]:
 
 
 def dataset_yaml(name: str) -> Optional[Path]:
-    """Return the packaged data YAML called ``name`` (``shapes-detect.yaml``), or None if there is none."""
+    """Return the packaged data YAML called ``name``, or None if there is none.
+
+    Args:
+        name (str): A data YAML name such as ``shapes-detect.yaml`` (a folder in it is ignored).
+
+    Returns:
+        (Path | None): The packaged file, or None.
+    """
     path = resource_dir("datasets") / Path(str(name)).name
     return path if path.suffix in {".yaml", ".yml"} and path.is_file() else None
 
@@ -63,6 +107,9 @@ def dataset_root(data: dict, yaml_file: Path) -> Path:
     Args:
         data (dict): The parsed data YAML.
         yaml_file (Path): The file it was read from.
+
+    Returns:
+        (Path): The dataset root, absolute.
     """
     root = Path(data.get("path") or Path(yaml_file).parent)
     if not root.exists() and not root.is_absolute():

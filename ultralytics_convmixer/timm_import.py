@@ -32,9 +32,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .patch_resize import DEFAULT_RESIZE, RESIZE_METHODS
-from .resources import TASK_SUFFIXES, TASKS, model_yaml
-from .timm_source import TimmImportError, TrunkConfig, is_classifier, read_source, tensor_layout
+from .patch_resize import RESIZE_METHODS
+from .resources import DEFAULT_RESIZE, SCALES, TASK_SUFFIXES, TASKS, TimmImportError, model_yaml
+from .timm_source import ACT_ASSUMED, TrunkConfig, is_classifier, read_source, tensor_layout
 
 __all__ = [
     "ImportResult",
@@ -45,8 +45,6 @@ __all__ = [
     "read_source",
     "write_model_yaml",
 ]
-
-SCALES = "nslmx"
 
 
 @dataclass
@@ -77,6 +75,7 @@ class ImportResult:
         params = sum(p.numel() for p in self.model.parameters()) / 1e6
         lines = [
             f"{c.source}: {c.describe()}",
+            *([f"  {ACT_ASSUMED.format('--act relu')}"] if c.act_assumed else []),
             f"  loaded {len(self.loaded)} timm tensors by value into model.0 (ConvMixerBackbone): stem (conv, BN) and "
             f"trunk blocks 0-{c.depth - 1} (depthwise and pointwise conv with bias, BN with running statistics)",
             f"  stem conv: input mean {_fmt(c.mean)} / std {_fmt(c.std)} folded into its weights and bias"
@@ -100,7 +99,19 @@ def _fmt(values: Tuple[float, ...]) -> str:
 def fold_input_normalization(
     weight: torch.Tensor, bias: torch.Tensor, mean: Tuple[float, ...], std: Tuple[float, ...]
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Fold ``(x - mean) / std`` into an unpadded conv: ``conv(x; w', b') == conv((x - mean) / std; w, b)``."""
+    """Fold ``(x - mean) / std`` into an unpadded conv: ``conv(x; w', b') == conv((x - mean) / std; w, b)``.
+
+    Exact only without padding: a padded border would see ``-mean / std`` instead of 0.
+
+    Args:
+        weight (torch.Tensor): Conv weight ``(out, in, k, k)``.
+        bias (torch.Tensor): Conv bias ``(out,)``.
+        mean (Tuple[float, ...]): Per-input-channel mean, ``in`` values.
+        std (Tuple[float, ...]): Per-input-channel standard deviation, ``in`` values.
+
+    Returns:
+        (Tuple[torch.Tensor, torch.Tensor]): ``w'`` and ``b'``, in the dtypes of ``weight`` and ``bias``.
+    """
     m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
     w = weight.to(torch.float64) / s
@@ -161,14 +172,35 @@ def build_trunk(
             trunk=nn.Sequential(*blocks),
         )
     )
-    module.load_state_dict(trunk_state_dict(state, trunk, patch, resize), strict=False)
+    _fill(module, trunk_state_dict(state, trunk, patch, resize), "")
     return module.eval()
+
+
+def _fill(module: nn.Module, tensors: Dict[str, torch.Tensor], prefix: str) -> None:
+    """Copy converted tensors into ``module``: each onto one of its shape, and every stem and trunk tensor filled.
+
+    A failure here is a planner or module change, not the user's input, hence RuntimeError.
+    """
+    own = module.state_dict()
+    for name, t in tensors.items():
+        if name not in own or own[name].shape != t.shape:
+            raise RuntimeError(f"{prefix}{name}: no tensor of shape {tuple(t.shape)} in the built backbone")
+    unfilled = [
+        f"{prefix}{name}"
+        for name in own
+        if name.split(".")[0] in {"stem", "trunk"} and not name.endswith("num_batches_tracked") and name not in tensors
+    ]
+    if unfilled:
+        raise RuntimeError(f"the import left {len(unfilled)} trunk tensors of the built backbone unset: {unfilled}")
+    module.load_state_dict(tensors, strict=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # The YOLO model
 # ----------------------------------------------------------------------------------------------------------------------
-def model_dict(trunk: TrunkConfig, task: str, scale: str, nc: Optional[int] = None, depth: Optional[int] = None):
+def model_dict(
+    trunk: TrunkConfig, task: str, scale: str, nc: Optional[int] = None, depth: Optional[int] = None
+) -> Dict[str, Any]:
     """Return the imported model's dict: the packaged YOLOv8 ``task`` YAML with the trunk as its backbone row.
 
     The dict keeps only ``scale`` of the packaged ``scales``, so the neck, head and pyramid are that scale's; the
@@ -181,6 +213,9 @@ def model_dict(trunk: TrunkConfig, task: str, scale: str, nc: Optional[int] = No
         scale (str): Stock YOLOv8 scale of the neck and head.
         nc (int | None): Class count (default: the packaged YAML's).
         depth (int | None): Blocks of the trunk (default ``trunk.depth``; fewer only to count FLOPs per block).
+
+    Returns:
+        (Dict[str, Any]): The model dict, as a model YAML parses, for ``integration.build_model``.
     """
     import yaml  # PyYAML, a dependency of Ultralytics
 
@@ -212,7 +247,13 @@ def _imgsz(task: str) -> int:
 def _gflops(model: nn.Module, imgsz: int) -> float:
     from ultralytics.utils.torch_utils import get_flops
 
-    return get_flops(model, imgsz)
+    gflops = get_flops(model, imgsz)
+    if not gflops or gflops <= 0:  # get_flops returns 0 when thop is missing or its profiling fails
+        raise TimmImportError(
+            "cannot count GFLOPs to choose the scale of the neck and head (Ultralytics' get_flops returned 0: thop "
+            "is missing or profiling failed); pass --scale (Python: scale='n', 's', 'm', 'l' or 'x')"
+        )
+    return gflops
 
 
 def nearest_scale(trunk: TrunkConfig, task: str) -> str:
@@ -220,6 +261,16 @@ def nearest_scale(trunk: TrunkConfig, task: str) -> str:
 
     Ratios are compared on a log scale at 640 px (classify 224 px). The trunk's FLOPs are counted by Ultralytics'
     counter on one- and two-block trunks, so no full-depth candidate is built.
+
+    Args:
+        trunk (TrunkConfig): The imported trunk.
+        task (str): One of ``resources.TASKS``.
+
+    Returns:
+        (str): A letter of ``resources.SCALES``.
+
+    Raises:
+        TimmImportError: If the GFLOPs cannot be counted (then the scale must be given).
     """
     from .integration import build_model
 
@@ -235,14 +286,12 @@ def nearest_scale(trunk: TrunkConfig, task: str) -> str:
     return min(SCALES, key=distance)
 
 
-def _load_trunk(model: nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
-    """Copy the converted tensors into layer 0 of ``model``; every one must land on a tensor of the same shape."""
-    backbone = model.model[0]
-    own = backbone.state_dict()
-    for name, t in tensors.items():
-        if name not in own or own[name].shape != t.shape:  # a planner or module change, not the user's input
-            raise RuntimeError(f"model.0.{name}: no tensor of shape {tuple(t.shape)} in the built backbone")
-    backbone.load_state_dict(tensors, strict=False)
+def _load_trunk(model: nn.Module, state: Dict[str, torch.Tensor], trunk: TrunkConfig, resize: str) -> List[str]:
+    """Convert the timm tensors and copy them into layer 0 of ``model``; return the timm names loaded."""
+    tensors = trunk_state_dict(state, trunk, resize=resize)
+    _fill(model.model[0], tensors, "model.0.")
+    layout = tensor_layout(trunk)
+    return [name for name in state if name in layout and layout[name][0] in tensors]
 
 
 def _check_out(out: Optional[Union[str, Path]], force: bool) -> Optional[Path]:
@@ -272,11 +321,13 @@ def import_timm(
 
     Args:
         source (str | Path | nn.Module): A timm model name (``convmixer_1024_20_ks9_p14.in1k``), a timm checkpoint
-            file (``.pth``, ``.pt``, ``.bin``, ``.safetensors``) or a ``timm.create_model(...)`` ConvMixer.
+            file (``.pth``, ``.pt``, ``.bin``, ``.safetensors``, ``.pth.tar``) or a folder with one (see
+            :func:`~ultralytics_convmixer.timm_source.read_source`), or a ``timm.create_model(...)`` ConvMixer.
         task (str): ``detect``, ``segment``, ``pose``, ``obb`` or ``classify``.
         out (str | Path | None): Checkpoint to write; None writes nothing.
         nc (int | None): Class count (default: the packaged YAML's, e.g. 80 for detect).
-        act (str | None): Activation of a bare checkpoint file (default ``gelu``).
+        act (str | None): Activation of a bare checkpoint file (default ``gelu``, which the result then says it
+            assumed); one of ``resources.ACTIVATION_NAMES``.
         scale (str | None): Stock YOLOv8 scale of the neck and head (default: :func:`nearest_scale`).
         resize (str): Stem kernel resize method (``pi`` or ``bilinear``).
         force (bool): Overwrite ``out`` if it exists.
@@ -290,7 +341,7 @@ def import_timm(
     """
     if task not in TASKS:
         raise TimmImportError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    if scale is not None and scale not in SCALES:
+    if scale is not None and scale not in tuple(SCALES):  # a letter, not any substring of SCALES
         raise TimmImportError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 1):
         raise TimmImportError(f"nc must be a positive integer, got {nc!r}")
@@ -300,11 +351,9 @@ def import_timm(
 
     scale = scale or nearest_scale(trunk, task)
     model = build_model(model_dict(trunk, task, scale, nc), task)
-    _load_trunk(model, trunk_state_dict(state, trunk, resize=resize))
+    loaded = _load_trunk(model, state, trunk, resize)
     model.eval()
-    result = ImportResult(model, trunk, task, scale)
-    layout = tensor_layout(trunk)
-    result.loaded = [name for name in state if name in layout]
+    result = ImportResult(model, trunk, task, scale, loaded)
     result.left_out = {
         name: f"timm's classifier head {tuple(t.shape)}; the YOLO {task} head replaces it"
         for name, t in state.items()
@@ -322,6 +371,7 @@ def _record(result: ImportResult, resize: str) -> Dict[str, Any]:
     return {
         "source": c.source,
         "trunk": {"dim": c.dim, "depth": c.depth, "kernel": c.kernel, "patch": c.patch, "act": c.act},
+        "act_assumed": c.act_assumed,
         "stride": c.stride,
         "input_mean": list(c.mean),
         "input_std": list(c.std),

@@ -1,4 +1,10 @@
-"""What every part of ``compare`` uses: its two errors, its progress log and the one-line form of an exception."""
+"""What every part of ``compare`` uses.
+
+- :class:`CompareError` and :class:`TrainingError`: its two errors (a user error; a failed training run).
+- :func:`log` and :data:`PREFIX`: its progress lines, each starting ``compare: ``.
+- :func:`one_line`: the one-line form of an exception, for those lines and the error messages.
+- :func:`import_ultralytics`: Ultralytics imported in the order that registers the plugin in one go.
+"""
 
 from __future__ import annotations
 

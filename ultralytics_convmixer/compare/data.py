@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..resources import TASKS
+from ..resources import SCALES, TASKS, model_yaml, unscaled_name
 from .common import CompareError, import_ultralytics, log, one_line
 
 # Data tasks each model task can train on (Ultralytics turns polygons into boxes for detect).
@@ -51,9 +51,9 @@ def _stock_yaml(name: str) -> str:
     from ultralytics.utils.checks import check_yaml
 
     path = Path(name)
-    if path.stem in (f"yolov{d}{x}6" for x in "nsmlx" for d in (5, 8)):
-        path = path.with_name(re.sub(r"(\d+)([nslmx])6(.+)?$", r"\1\2-p6\3", path.stem) + path.suffix)
-    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", str(path))
+    if path.stem in (f"yolov{d}{x}6" for x in SCALES for d in (5, 8)):
+        path = path.with_name(re.sub(rf"(\d+)([{SCALES}])6(.+)?$", r"\1\2-p6\3", path.stem) + path.suffix)
+    unified = str(path.with_name(unscaled_name(path.name)))
     return check_yaml(str(path), hard=False) or check_yaml(unified, hard=False) or ""
 
 
@@ -71,8 +71,6 @@ def resolve_model(arg: str) -> str:
         CompareError: If the model cannot be found (weights are never downloaded).
     """
     import_ultralytics()
-    from ..resources import model_yaml, unscaled_name
-
     path = Path(arg).expanduser()
     suffix = path.suffix.lower()
     unscaled = path.with_name(unscaled_name(path.name))  # yolov8n-x.yaml -> yolov8-x.yaml

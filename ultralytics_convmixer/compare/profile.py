@@ -165,7 +165,7 @@ def prepare_profile(
             row["onnx_provider"], onnx_steps = _onnx_steps(yolo, onnx_dir / f"{name}.onnx", imgsz, device, batches)
             steps.update(onnx_steps)
         except Exception as e:  # noqa: BLE001 - keep the other columns; say why these are empty
-            log(f"{name}: ONNX export or ONNX Runtime failed, ONNX columns left empty: {one_line(e)}")
+            log(f"{label}: ONNX export or ONNX Runtime failed, ONNX columns left empty: {one_line(e)}")
     return row, steps
 
 
