@@ -1,13 +1,12 @@
-"""Train one architecture variant of the ConvMixer models as README's "How the kernel size was chosen" did.
+"""Train one architecture variant of the ConvMixer models (the ablations of docs/design.md).
 
 Variants are model YAMLs (packaged or under ``benchmarks/ablations/``) plus switches applied to every
 ``ConvMixerBlock`` and ``PatchEmbed`` of the model while this script runs:
 
 - ``--init-std S``: initialize their convolutions from a truncated normal with std ``S``; ``0`` restores PyTorch's
-  default (uniform, bound 1/sqrt(fan_in)), the plugin's init before 2026-12-01. Unset: the plugin's own (std 0.02, as
-  ConvNeXt). Behind a BatchNorm only a weight's direction matters, and Adam moves every weight by about ``lr`` per
-  step, so smaller weights learn faster; depthwise weights (fan-in k*k) start larger than YOLOv8's dense 3x3 weights
-  (fan-in 9*c) under PyTorch's default.
+  default (uniform, bound 1/sqrt(fan_in)). Unset: the plugin's own (std 0.02, as ConvNeXt). Behind a BatchNorm only a
+  weight's direction matters, and Adam moves every weight by about ``lr`` per step, so smaller weights learn faster;
+  depthwise weights (fan-in k*k) start larger than YOLOv8's dense 3x3 weights (fan-in 9*c) under PyTorch's default.
 - ``--order O``: ``conv-bn-act``, ``conv-bn-add-act`` or the paper's ``conv-act-bn`` in blocks and patch embeddings,
   whatever the YAML says (the packaged YAMLs say ``conv-bn-act``).
 - ``--drop-path R``: stochastic depth while training: each residual branch of each block is dropped for a whole

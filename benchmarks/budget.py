@@ -60,7 +60,7 @@ DESIGNS = {
     "isotropic16 [6,30,6], trunk 768": ([256, 768, 1024], [6, 30, 6], 7, "isotropic16"),
     "isotropic16 [4,16,4], trunk 768": ([256, 768, 1024], [4, 16, 4], 7, "isotropic16"),
     "isotropic8 [2,6,4], trunk 256": ([256, 512, 1024], [2, 6, 4], 7, "isotropic8"),
-    # benchmarks/ablations/yolov8-convmixer-p4heavy.yaml: faster on CPU ONNX Runtime at m and l (README, "Speed")
+    # benchmarks/ablations/yolov8-convmixer-p4heavy.yaml: faster on CPU ONNX Runtime at m and l (docs/speed.md)
     "hierarchical [256,640,1024] x [24,54,0] (P4-heavy)": ([256, 640, 1024], [24, 54, 0], 3, "hierarchical"),
 }
 

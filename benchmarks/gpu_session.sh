@@ -33,7 +33,7 @@ for stage in $stages; do
     models-triton)  # n and s again with the Triton kernels for every k (is the cuDNN default for k <= 7 right?)
       ULTRALYTICS_CONVMIXER_FAST_DWCONV=all python3 benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales ns \
         --runs 20 --out "$out/models-triton.json" ;;
-    models-variants)  # the previous default depths (k3) and the CPU-faster layouts (README, "Speed") on GPU
+    models-variants)  # depths [15, 9, 6] (k3) and the CPU-faster layouts (docs/speed.md) on GPU
       python3 benchmarks/models.py --device 0 --imgsz 640 --batch 32 --scales mlx --runs 20 \
         --variants benchmarks/ablations/yolov8-convmixer-{k3,p4heavy,p4heavy-relu}.yaml \
         --out "$out/models-variants.json" ;;

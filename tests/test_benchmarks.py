@@ -105,7 +105,7 @@ def test_kernel_benchmark_runs_on_cpu_and_keeps_the_rows_it_finished_when_stoppe
     assert len(result["rows"]) == 4 and all("not CUDA" in row["fast_path_reason"] for row in result["rows"])
 
     # The GPU session has a hard time limit: a run killed after some rows still leaves them in the JSON, and the rows
-    # that come first are the comparison, 9x9 against cuDNN's 7x7.
+    # that come first are the comparison that matters most, 9x9 against cuDNN's 7x7.
     calls, bench_row = [], bench.bench_row
 
     def stopped_after_two_rows(*args):
@@ -140,7 +140,7 @@ def test_kernel_benchmark_reports_a_triton_failure_in_its_row_and_later_rows_sti
     result = json.loads(out.read_text())
     assert [row["triton_failure"] for row in result["rows"]] == ["RuntimeError: no kernel image is available", None]
     assert result["triton_failure"] == "RuntimeError: no kernel image is available" and "failure" not in state
-    # --check runs after the 7x7 and 9x9 rows, so a time limit that stops it still leaves the comparison
+    # --check runs after the 7x7 and 9x9 rows, so a time limit that stops it still leaves 9x9 against 7x7
     order = []
     bench.bench_row = lambda *args: order.append("row") or bench_row(*args)
     bench.check_all = lambda *args: order.append("check") or {"path": "-", "max_rel_err": {}, "failures": []}
@@ -304,3 +304,53 @@ def test_onnx_profile_leaves_warm_up_runs_out_and_counts_conv_flops_once_per_run
     row = profile_script.kernel_times(warm_up + timed, backbone_rows=4, runs=2, convs=convs)
     assert row["ops"] == {"Conv": 3.0, "Add": 0.2} and row["parts"] == {"backbone": 3.0, "neck+head": 0.2}
     assert row["convs"] == {"depthwise 3x3": {"ms": 3.0, "gflops": 0.5, "gflop_per_s": 0.5 / 3.0 * 1000}}
+
+
+def test_shapes_pretraining_writes_a_timm_checkpoint_that_imports_and_a_log_per_epoch(tmp_path):
+    pytest.importorskip("timm", reason="timm is not installed: pip install 'ultralytics-convmixer[timm]'")
+    from ultralytics_convmixer.timm_import import import_timm
+
+    out = tmp_path / "pretrain"
+    cmd = [sys.executable, str(BENCHMARKS / "pretrain_shapes.py"), "--out", str(out), "--n-train", "26", "--n-val",
+           "13", "--imgsz", "56", "--dim", "16", "--depth", "2", "--epochs", "2", "--batch", "8"]  # fmt: skip
+    subprocess.run(cmd, check=True, timeout=600, capture_output=True)
+    log = json.loads((out / "log.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2] and all(0 <= e["val_top1"] <= 1 for e in log["epochs"])
+    assert len(log["classes"]) == 13 and log["args"]["imgsz"] == 56
+    result = import_timm(out / "convmixer.pth", scale="n")
+    config = result.config
+    assert (config.dim, config.depth, config.kernel, config.patch, config.stride) == (16, 2, 9, 7, 8)
+    assert set(result.left_out) == {"head.weight", "head.bias"}  # the 13-class classifier, and nothing else
+
+
+def test_patch_resize_reports_both_methods_for_the_stem_and_the_trunk(tmp_path):
+    timm = pytest.importorskip("timm", reason="timm is not installed: pip install 'ultralytics-convmixer[timm]'")
+    from ultralytics_convmixer.shapes import generate
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "small.pth"
+    torch.save(timm.models.convmixer.ConvMixer(dim=16, depth=2, kernel_size=9, patch_size=7).state_dict(), checkpoint)
+    images = generate("detect", tmp_path / "shapes", n_train=0, n_val=3, imgsz=96) / "images" / "val"
+    out = tmp_path / "resize.json"
+    cmd = [sys.executable, str(BENCHMARKS / "patch_resize.py"), "--models", str(checkpoint), "--image-dir",
+           str(images), "--images", "3", "--tokens", "8", "--json", str(out)]  # fmt: skip
+    subprocess.run(cmd, check=True, timeout=600, capture_output=True)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["patch"], r["method"]) for r in rows] == [("7 -> 8", "pi"), ("7 -> 8", "bilinear")]
+    for r in rows:  # resized, not equal, and not unrelated either
+        assert 0 < r["stem_rel_l2"] < 1 and 0 < r["trunk_rel_l2"] < 1 and r["trunk_cosine"] > 0.5
+
+
+def test_timm_budget_builds_each_task_beside_the_stock_scale_import_timm_picked(tmp_path):
+    pytest.importorskip("timm", reason="timm is not installed: pip install 'ultralytics-convmixer[timm]'")
+    out = tmp_path / "budget.json"
+    cmd = [sys.executable, str(BENCHMARKS / "timm_budget.py"), "--models", "convmixer_1024_20_ks9_p14", "--tasks",
+           "detect", "classify", "--json", str(out)]  # fmt: skip
+    subprocess.run(cmd, check=True, timeout=900, capture_output=True)
+    rows = json.loads(out.read_text())
+    assert [r["task"] for r in rows] == ["detect", "classify"]
+    for r in rows:
+        assert r["nearest stock"].startswith("yolov8") and r["gflops"] > 0 and r["stock_gflops"] > 0
+        assert r["gflops_ratio"] == pytest.approx(r["gflops"] / r["stock_gflops"])
+        assert r["trunk"].startswith("ConvMixer-1024/20, kernel 9, patch 14 -> stride 16")

@@ -58,6 +58,14 @@ def test_yaml(task):
         assert data["kpt_names"] == {i: list(KPT_NAMES) for i in range(len(CLASSES))}
 
 
+def test_easy_yaml_names_the_easy_presets_classes_in_label_order():
+    data = yaml.safe_load((REPO / "datasets" / "shapes-easy.yaml").read_text())
+    easy = shapes.PRESETS["easy"]
+    assert data["names"] == dict(enumerate(easy.classes)) and set(easy.classes) < set(CLASSES)
+    assert data["generator"]["task"] == "detect" and data["generator"]["preset"] == "easy"
+    assert data["path"] == "shapes-easy" and "generate_from_yaml(yaml)" in data["download"]
+
+
 def test_flip_idx_is_involution():
     assert sorted(FLIP_IDX) == list(range(len(KPT_NAMES)))
     assert all(FLIP_IDX[FLIP_IDX[i]] == i for i in range(len(FLIP_IDX)))
@@ -208,6 +216,39 @@ def test_classify_layout(sets):
         files = list((root / split).rglob("*.jpg"))
         assert len(files) == n and all(any((root / split / c).iterdir()) for c in CLASSES)
         assert cv2.imread(str(files[0])).shape == (IMGSZ, IMGSZ, 3)
+
+
+def test_easy_preset_draws_few_large_objects_of_its_five_classes(tmp_path):
+    easy = shapes.PRESETS["easy"]
+    root = generate("detect", tmp_path / "easy", n_train=40, n_val=2, imgsz=160, preset="easy")
+    manifest = json.loads((root / shapes.MARKER).read_text())
+    assert manifest["preset"] == "easy" and manifest["names"] == list(easy.classes)
+    per_image = [len(f.read_text().splitlines()) for f in sorted((root / "labels" / "train").glob("*.txt"))]
+    assert max(per_image) <= easy.objects[1] and sum(per_image) >= 40
+    labels = np.stack([r for _, r in rows(root)])
+    assert set(labels[:, 0].astype(int)) == set(range(len(easy.classes)))  # every class, no other label
+    standard = generate("detect", tmp_path / "standard", n_train=40, n_val=2, imgsz=160)
+    standard_labels = np.stack([r for _, r in rows(standard)])
+    # boxes of visible pixels: the easy set's median object is several times larger than the standard set's
+    assert np.median(labels[:, 3] * labels[:, 4]) > 4 * np.median(standard_labels[:, 3] * standard_labels[:, 4])
+
+
+def test_classify_presets_write_their_own_class_folders(tmp_path):
+    root = generate("classify", tmp_path / "c", n_train=10, n_val=5, imgsz=64, preset="easy")
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(shapes.PRESETS["easy"].classes)
+
+
+def test_a_set_without_a_preset_in_its_manifest_is_the_standard_set_and_reused(tmp_path):
+    root = generate("detect", tmp_path / "d", n_train=3, n_val=2, imgsz=64)
+    manifest = json.loads((root / shapes.MARKER).read_text())
+    del manifest["preset"]
+    (root / shapes.MARKER).write_text(json.dumps(manifest))
+    (root / "sentinel").write_text("kept")
+    assert generate("detect", root, n_train=3, n_val=2, imgsz=64) == root and (root / "sentinel").exists()
+    generate("detect", root, n_train=3, n_val=2, imgsz=64, preset="easy")  # another preset: regenerated
+    assert not (root / "sentinel").exists()
+    with pytest.raises(ValueError, match="preset must be one of .*'standard', 'easy'.*not 'hard'"):
+        generate("detect", tmp_path / "h", preset="hard")
 
 
 # -------------------------------------------------------------------------------------------------- generate logic

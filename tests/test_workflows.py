@@ -4,7 +4,6 @@ Everything runs on CPU at tiny image sizes; no test imports the plugin in the ch
 start-up hook alone makes stock Ultralytics see it.
 """
 
-import csv
 import os
 import subprocess
 import sys
@@ -16,28 +15,28 @@ import pytest
 import torch
 from ultralytics import YOLO
 
-from conftest import assert_export_matches, real_dataset, with_running_statistics
+from conftest import (
+    ROOT,
+    assert_export_matches,
+    last_epoch_metrics,
+    real_dataset,
+    train_killed_in_second_epoch,
+    with_running_statistics,
+)
 
 pytestmark = pytest.mark.slow
 TRAIN = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
 
 
-def run(args, timeout=600, **env) -> subprocess.CompletedProcess:
+def run(args, timeout=600, cwd=None, **env) -> subprocess.CompletedProcess:
     """Run a child process with the test environment; fail with its output if it fails."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env})
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, **env})
     assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 
 
 def python(code: str, **env) -> subprocess.CompletedProcess:
     return run([sys.executable, "-c", textwrap.dedent(code)], **env)
-
-
-def metrics(run_dir: Path) -> dict:
-    """Last row of Ultralytics' results.csv."""
-    with open(run_dir / "results.csv") as f:
-        rows = list(csv.DictReader(f))
-    return {k.strip(): float(v) for k, v in rows[-1].items()}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def cli_run(tmp_path_factory):
 def test_yolo_cli_trains_and_saves_weights_and_metrics(cli_run):
     run_dir, _ = cli_run
     assert (run_dir / "weights" / "best.pt").stat().st_size > 1e6 and (run_dir / "weights" / "last.pt").is_file()
-    row = metrics(run_dir)
+    row = last_epoch_metrics(run_dir)
     assert row["epoch"] == 1 and {"metrics/mAP50(B)", "metrics/mAP50-95(B)", "train/box_loss"} <= set(row)
     assert np.isfinite(row["train/box_loss"])
 
@@ -80,7 +79,7 @@ def test_fresh_process_predicts_validates_and_fine_tunes_best_pt_without_import(
     )
     assert "PREDICTED 4 6" in result.stdout
     # the same weights on the same images as the training's last validation (one epoch: best.pt is that epoch's)
-    trained_map = metrics(run_dir)["metrics/mAP50-95(B)"]
+    trained_map = last_epoch_metrics(run_dir)["metrics/mAP50-95(B)"]
     assert float(result.stdout.split("MAP ")[1].split()[0]) == pytest.approx(trained_map, abs=1e-3)
     assert "FINETUNED ConvMixerBackbone" in result.stdout
     assert (tmp_path / "finetune" / "weights" / "best.pt").is_file()
@@ -97,26 +96,13 @@ def test_safe_load_mode_loads_plugin_checkpoints(cli_run):
 
 
 def test_resume_continues_a_run_killed_mid_epoch(coco8, tmp_path):
-    killer = f"""
-        import os, signal
-        from ultralytics import YOLO
-        def die_in_second_epoch(trainer):
-            if trainer.epoch == 1:
-                os.kill(os.getpid(), signal.SIGKILL)  # no clean shutdown, as a killed job
-        model = YOLO("yolov8n-convmixer.yaml")
-        model.add_callback("on_train_batch_end", die_in_second_epoch)
-        model.train(data={str(coco8)!r}, epochs=3, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
-                    project={str(tmp_path)!r}, name="killed")
-        """
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(killer)], capture_output=True, text=True, timeout=600
-    )
+    result = train_killed_in_second_epoch("yolov8n-convmixer.yaml", coco8, tmp_path, epochs=3)
     assert result.returncode == -9, result.stderr[-3000:]
     last = tmp_path / "killed" / "weights" / "last.pt"
-    assert metrics(tmp_path / "killed")["epoch"] == 1  # one epoch finished before the kill
+    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 1  # one epoch finished before the kill
     resumed = python(f"from ultralytics import YOLO; YOLO({str(last)!r}).train(resume=True)")
     assert "Resuming training" in resumed.stdout + resumed.stderr
-    assert metrics(tmp_path / "killed")["epoch"] == 3
+    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 3
 
 
 def test_ddp_worker_interpreter_builds_the_model_from_yaml(coco8):
@@ -155,7 +141,7 @@ def test_each_task_trains_one_epoch_on_real_data(tmp_path_factory, tmp_path, tas
     imgsz = 128 if task == "obb" else 64  # dota8's 1024 px aerial crops need a little more resolution
     YOLO(model).train(data=str(data), project=str(tmp_path), name=task, **{**TRAIN, "imgsz": imgsz})
     assert (tmp_path / task / "weights" / "best.pt").stat().st_size > 1e6
-    row = metrics(tmp_path / task)
+    row = last_epoch_metrics(tmp_path / task)
     assert columns <= set(row) and row["epoch"] == 1
     assert all(np.isfinite(row[c]) for c in columns)
 
@@ -168,7 +154,7 @@ def test_classify_trains_one_epoch_on_a_classify_data_yaml(tmp_path):
     yaml_file.write_text(f"path: {root}\ntrain: train\nval: val\n")
     YOLO("yolov8n-convmixer-cls.yaml").train(data=str(yaml_file), project=str(tmp_path), name="cls", **TRAIN)
     assert (tmp_path / "cls" / "weights" / "best.pt").stat().st_size > 1e6
-    row = metrics(tmp_path / "cls")
+    row = last_epoch_metrics(tmp_path / "cls")
     assert 0.0 <= row["metrics/accuracy_top1"] <= 1.0 and np.isfinite(row["train/loss"])
 
 
@@ -217,3 +203,16 @@ def test_every_task_exports_and_the_export_computes_what_pytorch_does(fmt, suffi
         ops = {node.op_type for node in onnx.load(exported).graph.node}
         assert "Conv" in ops and "BatchNormalization" not in ops and not any(op.startswith("ConvMixer") for op in ops)
     assert_export_matches(exported, reference, x)
+
+
+def test_readme_main_job_generates_the_easy_set_trains_and_saves_a_prediction_image(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [x for x in readme.splitlines() if x.startswith("pip install -e . && yolo ")]
+    command = line.split(" && ", 1)[1].split()
+    assert command[:3] == ["yolo", "detect", "train"] and "data=shapes-easy.yaml" in command
+    # The README's command at one epoch, in a fresh folder; the data YAML is found by name and generates its set.
+    quick = [x for x in command[3:] if not x.startswith("epochs=")] + ["epochs=1", f"project={tmp_path}", "name=qs"]
+    run([str(Path(sys.executable).with_name("yolo")), "detect", "train", *quick], timeout=900, cwd=tmp_path)
+    run_dir = tmp_path / "qs"
+    assert last_epoch_metrics(run_dir)["epoch"] == 1 and (run_dir / "weights" / "best.pt").is_file()
+    assert (run_dir / "val_batch0_pred.jpg").stat().st_size > 10_000  # the image the README shows

@@ -24,6 +24,9 @@ the image turns an object into the same class with the opposite rotation and its
 object's top-right point: ``FLIP_IDX = [1, 0, 3, 2, 4]``. Rotations stay within the class's rotational symmetry
 (a square turns by less than 45 degrees either way, a circle never), so the frame, and hence every keypoint, can be
 told from the image. Visibility: 2 seen, 1 covered by a later layer, 0 outside the image (written as ``0 0 0``).
+
+That is the ``standard`` preset. The ``easy`` preset (:data:`PRESETS`) draws 5 of the classes, 1-4 objects per image
+from 15% to 45% of the image side, and little clutter: a set a small model learns from scratch in minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +68,33 @@ VERSION = 1  # bump when the output for a given seed changes
 MIN_VISIBLE = 0.3  # objects less visible than this (fraction of their area) get no label
 MIN_PIXELS = 12
 JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How hard a shapes set is: its classes, how large and how many objects, and how much clutter.
+
+    Attributes:
+        classes (tuple[str, ...]): Shape names of :data:`CLASSES`, in label order.
+        size (tuple[float, float]): Range of an object's side over the image side (log-uniform; not classify).
+        objects (tuple[int, int]): Objects per image, inclusive (3% of images have none; not classify).
+        clutter (tuple[int, int]): Clutter items per image, inclusive, mostly behind the objects.
+        classify_clutter (tuple[int, int]): Clutter items behind the one large shape of a classify image, inclusive.
+    """
+
+    classes: tuple[str, ...]
+    size: tuple[float, float]
+    objects: tuple[int, int]
+    clutter: tuple[int, int]
+    classify_clutter: tuple[int, int]
+
+
+PRESETS = {
+    "standard": Preset(CLASSES, (0.02, 0.5), (1, 8), (2, 11), (2, 9)),
+    # Five shapes that differ in outline, large and few per image, little clutter: a from-scratch model learns it in
+    # minutes on a CPU (the README's quick start).
+    "easy": Preset(("circle", "cross", "square", "star", "triangle"), (0.15, 0.45), (1, 4), (0, 3), (0, 3)),
+}
 
 
 # ----------------------------------------------------------------------------------------------------------- shapes
@@ -155,13 +186,15 @@ class _Object:
         self.area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def _sample_object(cls: int, rng: np.random.Generator, n: int, size: tuple, inside: bool, centre=None) -> _Object:
-    """Draw a shape of class ``cls`` whose size is a log-uniform fraction in ``size`` of the image side ``n``.
+def _sample_object(
+    cls: int, name: str, rng: np.random.Generator, n: int, size: tuple, inside: bool, centre=None
+) -> _Object:
+    """Draw shape ``name``, labelled ``cls``, whose size is a log-uniform fraction in ``size`` of the image side ``n``.
 
     The rotation stays within the shape's rotational symmetry. ``inside`` keeps the rotated frame in the image, else
     the centre may lie anywhere in the image (up to half the shape outside).
     """
-    unit, order = _unit_shape(CLASSES[cls], rng)
+    unit, order = _unit_shape(name, rng)
     px = n * np.exp(rng.uniform(np.log(size[0]), np.log(size[1])))
     theta = 0.0 if order == 0 else rng.uniform(-np.pi, np.pi) / order
     if centre is None:
@@ -305,7 +338,13 @@ def _render(layers: list, rng: np.random.Generator, n: int) -> tuple[np.ndarray,
     return (np.clip(img, 0, 255, out=img) + 0.5).astype(np.uint8), covers
 
 
-def _scene(task: str, rng: np.random.Generator, n: int, cls: int = 0) -> tuple[np.ndarray, list[_Object], list]:
+def _count(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
+    return int(rng.integers(bounds[0], bounds[1] + 1))
+
+
+def _scene(
+    task: str, rng: np.random.Generator, n: int, preset: Preset = PRESETS["standard"], cls: int = 0
+) -> tuple[np.ndarray, list[_Object], list]:
     """Sample and render one image.
 
     Returns:
@@ -313,19 +352,19 @@ def _scene(task: str, rng: np.random.Generator, n: int, cls: int = 0) -> tuple[n
     """
     if task == "classify":
         centre = (n - 1) / 2 + rng.uniform(-0.08, 0.08, 2) * n
-        objects = [_sample_object(cls, rng, n, (0.3, 0.7), True, centre)]
-        layers = [_distractor(rng, n) for _ in range(int(rng.integers(2, 10)))] + objects
+        objects = [_sample_object(cls, preset.classes[cls], rng, n, (0.3, 0.7), True, centre)]
+        layers = [_distractor(rng, n) for _ in range(_count(rng, preset.classify_clutter))] + objects
         layers += [_distractor(rng, n) for _ in range(int(rng.integers(0, 3)))]  # over the shape
     else:
-        k = 0 if rng.random() < 0.03 else int(rng.integers(1, 9))
+        k = 0 if rng.random() < 0.03 else _count(rng, preset.objects)
         objects = []
         for _ in range(k):
-            cls, inside = int(rng.integers(len(CLASSES))), rng.random() < 0.8 or task == "obb"
-            objects.append(_sample_object(cls, rng, n, (0.02, 0.5), inside))
+            cls, inside = int(rng.integers(len(preset.classes))), rng.random() < 0.8 or task == "obb"
+            objects.append(_sample_object(cls, preset.classes[cls], rng, n, preset.size, inside))
         if rng.random() < 0.75:  # mostly large objects behind small ones
             objects.sort(key=lambda o: -o.size)
         layers = list(objects)
-        for _ in range(int(rng.integers(2, 12))):  # clutter, mostly behind the objects
+        for _ in range(_count(rng, preset.clutter)):  # clutter, mostly behind the objects
             i = 0 if rng.random() < 0.6 else int(rng.integers(0, len(layers) + 1))
             layers.insert(i, _distractor(rng, n))
     img, covers = _render(layers, rng, n)
@@ -403,18 +442,19 @@ def _label_rows(task: str, objects: list[_Object], covers: list[np.ndarray], n: 
 
 # --------------------------------------------------------------------------------------------------------- datasets
 SPLITS = ("train", "val")
+DIRS = ("images", "labels")  # detect, segment, pose and obb: <dir>/<split>/<index>.jpg and .txt
 
 
-def _make_image(task: str, root: Path, split: str, index: int, imgsz: int, seed: int) -> int:
+def _make_image(task: str, root: Path, split: str, index: int, imgsz: int, seed: int, preset: Preset) -> int:
     """Generate and write image ``index`` of ``split`` (and its label file); return the number of labels."""
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     jpeg = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     if task == "classify":
-        cls = index % len(CLASSES)
-        img, _, _ = _scene(task, rng, imgsz, cls)
-        cv2.imwrite(str(root / split / CLASSES[cls] / f"{index:06d}.jpg"), img, jpeg)
+        cls = index % len(preset.classes)
+        img, _, _ = _scene(task, rng, imgsz, preset, cls)
+        cv2.imwrite(str(root / split / preset.classes[cls] / f"{index:06d}.jpg"), img, jpeg)
         return 1
-    img, objects, covers = _scene(task, rng, imgsz)
+    img, objects, covers = _scene(task, rng, imgsz, preset)
     rows = _label_rows(task, objects, covers, imgsz)
     cv2.imwrite(str(root / "images" / split / f"{index:06d}.jpg"), img, jpeg)
     (root / "labels" / split / f"{index:06d}.txt").write_text("".join(f"{r}\n" for r in rows))
@@ -436,6 +476,26 @@ def _remove_stale(root: Path, max_age_s: float = 3600.0) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
+def _write_dataset(folder: Path, settings: dict[str, Any], workers: int) -> None:
+    """Render every image and label of ``settings`` into the new ``folder``, then its manifest, last."""
+    task, preset = settings["task"], PRESETS[settings["preset"]]
+    n_train, n_val = settings["n_train"], settings["n_val"]
+    for split in SPLITS:
+        subdirs = [Path(split, c) for c in preset.classes] if task == "classify" else [Path(x, split) for x in DIRS]
+        for d in subdirs:
+            (folder / d).mkdir(parents=True)
+    jobs = [(split, i) for split, n in zip(SPLITS, (n_train, n_val)) for i in range(n)]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        counts = list(
+            pool.map(lambda job: _make_image(task, folder, *job, settings["imgsz"], settings["seed"], preset), jobs)
+        )
+    manifest = {"generator": __name__, **settings, "names": list(preset.classes)}
+    manifest["labels"] = {"train": sum(counts[:n_train]), "val": sum(counts[n_train:])}
+    if task == "pose":
+        manifest.update(kpt_names=list(KPT_NAMES), flip_idx=list(FLIP_IDX))
+    (folder / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks the dataset complete
+
+
 def generate(
     task: str,
     root: Path | str,
@@ -444,6 +504,7 @@ def generate(
     imgsz: int = 320,
     seed: int = 0,
     workers: int = 2,
+    preset: str = "standard",
 ) -> Path:
     """Generate a shapes dataset for ``task`` at ``root`` unless a complete one with these settings is already there.
 
@@ -459,22 +520,23 @@ def generate(
         imgsz (int): Side of the square images in pixels.
         seed (int): Non-negative seed; equal settings give byte-identical images and labels.
         workers (int): Threads used to render images (the output does not depend on it).
+        preset (str): A key of :data:`PRESETS`: ``standard`` (13 classes, small to large objects, much clutter) or
+            ``easy`` (5 classes, large objects, little clutter).
 
     Returns:
         (Path): The absolute dataset root.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)}, not {preset!r}")
     if min(n_train, n_val, seed) < 0 or imgsz < 32:
         raise ValueError("n_train, n_val and seed must be >= 0 and imgsz >= 32")
     root = Path(root).expanduser().resolve()
-    settings = {"task": task, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "version": VERSION}
+    settings = {"task": task, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "preset": preset}
+    settings["version"] = VERSION
 
-    def matches(folder: Path) -> bool:
-        manifest = _read_manifest(folder)
-        return all(manifest.get(k) == v for k, v in settings.items())
-
-    if matches(root):
+    if _matches(root, settings):
         return root
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"'{root}' is a file; the dataset needs a folder there (delete it or pick another path)")
@@ -485,36 +547,31 @@ def generate(
     _remove_stale(root)
     tmp = root.parent / f".{root.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        for split in SPLITS:
-            subdirs = (
-                [Path(split, c) for c in CLASSES]
-                if task == "classify"
-                else [Path("images", split), Path("labels", split)]
-            )
-            for d in subdirs:
-                (tmp / d).mkdir(parents=True)
-        jobs = [(split, i) for split, n in zip(SPLITS, (n_train, n_val)) for i in range(n)]
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            counts = list(pool.map(lambda job: _make_image(task, tmp, job[0], job[1], imgsz, seed), jobs))
-        manifest = {"generator": __name__, **settings, "names": list(CLASSES)}
-        manifest["labels"] = {"train": sum(counts[:n_train]), "val": sum(counts[n_train:])}
-        if task == "pose":
-            manifest.update(kpt_names=list(KPT_NAMES), flip_idx=list(FLIP_IDX))
-        (tmp / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks the dataset complete
-
-        if not matches(root):  # else another process finished the same dataset meanwhile: keep that one
-            old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
-            if root.exists():
-                root.rename(old)  # an empty folder or a complete dataset made with other settings
-            try:
-                tmp.rename(root)
-            except OSError:
-                if not matches(root):
-                    raise
-            shutil.rmtree(old, ignore_errors=True)
+        _write_dataset(tmp, settings, workers)
+        if not _matches(root, settings):  # else another process finished the same dataset meanwhile: keep that one
+            _replace(root, tmp, settings)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _matches(folder: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a complete dataset made with ``settings``."""
+    manifest = {"preset": "standard", **_read_manifest(folder)}  # no preset recorded: standard
+    return all(manifest.get(k) == v for k, v in settings.items())
+
+
+def _replace(root: Path, new: Path, settings: dict[str, Any]) -> None:
+    """Move the complete dataset ``new`` to ``root``, setting aside and then deleting what ``root`` held."""
+    old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
+    if root.exists():
+        root.rename(old)  # an empty folder or a complete dataset made with other settings
+    try:
+        new.rename(root)
+    except OSError:
+        if not _matches(root, settings):  # another process put the same dataset there first
+            raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def generate_from_yaml(data: dict[str, Any] | str | Path) -> Path:
@@ -526,7 +583,8 @@ def generate_from_yaml(data: dict[str, Any] | str | Path) -> Path:
 
     Args:
         data (dict | str | Path): The parsed data YAML or its file. Its ``generator`` mapping holds ``task`` and
-            optionally ``n_train``, ``n_val``, ``imgsz``, ``seed`` and ``workers`` (see :func:`generate`).
+            optionally ``n_train``, ``n_val``, ``imgsz``, ``seed``, ``workers`` and ``preset`` (see
+            :func:`generate`).
 
     Returns:
         (Path): The absolute dataset root.
