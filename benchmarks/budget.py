@@ -24,7 +24,7 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils.torch_utils import get_flops
 
-from ultralytics_convmixer.resources import TASK_SUFFIXES
+from ultralytics_convmixer.resources import FAMILY_TASKS, TASK_SUFFIXES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import markdown_table, write_json  # noqa: E402
@@ -33,14 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Family(NamedTuple):
-    """A model family: its name and the YAML names of stock and ConvMixer models (``{scale}``, ``{suffix}``)."""
+    """A model family: its name, tasks and the YAML names of stock and ConvMixer models (``{scale}``, ``{suffix}``)."""
 
     name: str
+    tasks: tuple
     stock: str
     ours: str
 
 
-FAMILIES = [Family("YOLOv8", "yolov8{scale}{suffix}.yaml", "yolov8{scale}-convmixer{suffix}.yaml")]
+FAMILIES = [
+    Family(title, FAMILY_TASKS[key], f"{key}{{scale}}{{suffix}}.yaml", f"{key}{{scale}}-convmixer{{suffix}}.yaml")
+    for key, title in (("yolov8", "YOLOv8"), ("yolo11", "YOLO11"), ("yolo26", "YOLO26"))
+]
 
 COLUMNS = [
     "model",
@@ -80,7 +84,8 @@ def _from_dict(d: dict, task: str):
 def budget_table(scales: str, family: Family = FAMILIES[0]) -> list:
     """One row per task and scale of ``family``: the ConvMixer model's params and GFLOPs, stock's, and the ratios."""
     rows = []
-    for task, suffix in TASK_SUFFIXES.items():
+    for task in family.tasks:
+        suffix = TASK_SUFFIXES[task]
         for s in scales:
             p, g = measure(family.ours.format(scale=s, suffix=suffix), task)
             sp, sg = measure(family.stock.format(scale=s, suffix=suffix), task)

@@ -19,8 +19,8 @@ import timm
 from ultralytics.utils.torch_utils import get_flops
 
 from ultralytics_convmixer.integration import build_model
-from ultralytics_convmixer.resources import TASK_SUFFIXES, TASKS
-from ultralytics_convmixer.timm_import import import_timm
+from ultralytics_convmixer.resources import TASK_SUFFIXES
+from ultralytics_convmixer.timm_import import IMPORT_TASKS, import_timm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import markdown_table, write_json  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
     """Build every model, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=PAPER_MODELS, help="timm ConvMixer names")
-    parser.add_argument("--tasks", nargs="+", default=TASKS, choices=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=IMPORT_TASKS, choices=IMPORT_TASKS)
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
     rows = []

@@ -55,6 +55,19 @@ def real_dataset(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     return target / f"{name}.yaml"
 
 
+# One epoch at a tiny size: what the training tests pass to Ultralytics' train.
+TRAIN_ONE_EPOCH = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
+
+
+def tiny_classify_data(tmp_path: Path) -> Path:
+    """A small generated shapes-classify set (40 train, 20 val images at 64 px) and the data YAML that names it."""
+    from ultralytics_convmixer.shapes import generate
+
+    root = generate("classify", tmp_path / "shapes-classify", n_train=40, n_val=20, imgsz=64, seed=0)
+    (tmp_path / "tiny-classify.yaml").write_text(f"path: {root}\ntrain: train\nval: val\n")
+    return tmp_path / "tiny-classify.yaml"
+
+
 def last_epoch_metrics(run_dir: Path) -> dict:
     """Last row of Ultralytics' results.csv (``epoch`` counts from 1), values as floats."""
     with open(run_dir / "results.csv") as f:

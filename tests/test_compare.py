@@ -369,6 +369,31 @@ def test_data_tasks_are_told_from_labels(tmp_path_factory):
     assert resolve_data("shapes-pose.yaml").task == "pose"  # packaged, by bare name, before it is generated
 
 
+def test_semantic_and_depth_data_are_told_apart_and_other_tasks_refused_before_anything_runs(tmp_path, capsys):
+    from ultralytics_convmixer.compare import prepare, resolve_data
+
+    for folder, name in (("images", "a.jpg"), ("depth", "a.png")):  # a depth map where Ultralytics pairs it
+        (tmp_path / folder / "val").mkdir(parents=True)
+        (tmp_path / folder / "val" / name).write_bytes(b"")
+    (tmp_path / "d.yaml").write_text(f"path: {tmp_path}\ntrain: images/val\nval: images/val\nnames: [x]\n")
+    tasks = {str(tmp_path / "d.yaml"): "depth", "cityscapes8.yaml": "semantic", "depth8.yaml": "depth"}  # stock too
+    assert {arg: resolve_data(arg).task for arg in tasks} == tasks
+    data = prepare(["yolo26n-sem.yaml"], "shapes-segment.yaml", {})[2]  # as Ultralytics' PolygonSemanticDataset does
+    assert (data.task, data.nc, data.names[13]) == ("segment", 14, "background")
+    assert "semantic models train on masks drawn from its polygons, plus a background class" in capsys.readouterr().out
+    later = (tmp_path / "later.yaml").resolve()  # fetched on first use: no files to tell its task, but three classes
+    later.write_text(f"path: {tmp_path / 'x'}\ntrain: images/train\nval: images/val\nnames: [a, b, c]\ndownload: x\n")
+    for model, data, message in [
+        ("yolo26n-sem.yaml", "shapes-detect.yaml", "is a detect dataset but the models are semantic models"),
+        ("yolo26n-depth.yaml", "shapes-segment.yaml", "is a segment dataset but the models are depth models"),
+        ("yolo26n-depth.yaml", "shapes-semantic.yaml", "is a semantic dataset (it has 'masks_dir') but the models are"),
+        ("yolo26n.yaml", "shapes-depth.yaml", "is a depth dataset but the models are detect models"),
+        ("yolo26n-depth.yaml", str(later), "has 3 classes, not depth's one, but the models are depth models"),
+    ]:
+        code, err = _error(capsys, ["compare", model, "--data", data])
+        assert code == 2 and f"data '{data}' {message}" in err and len(err.splitlines()) == 1
+
+
 def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
     from types import SimpleNamespace
 
@@ -516,6 +541,13 @@ def test_overrides_are_converted_like_the_yolo_cli():
     assert training_args({"seed": 7, "data": "x.yaml"}) == {"seed": 7, "deterministic": True}
 
 
+@pytest.mark.parametrize("task, columns", [("semantic", "mIoU | pixel_acc"), ("depth", "delta1 | abs_rel | rmse")])
+def test_semantic_and_depth_tables_show_their_own_accuracy_columns(task, columns):
+    from ultralytics_convmixer.compare.report import markdown_table
+
+    assert f"| GFLOPs | {columns} | s/epoch |" in markdown_table([{"name": "a", "params": 1e6, "gflops": 1.0}], task)
+
+
 def test_markdown_ratios_against_the_baseline():
     from ultralytics_convmixer.compare.report import markdown_table
 
@@ -557,10 +589,11 @@ def test_cli_import_is_cheap(tmp_path):
 
 
 def test_datasets_subcommand(tmp_path, capsys):
-    argv = ["datasets", "detect", "classify", "--root", str(tmp_path), "--n-train", "3", "--n-val", "2"]
-    assert main([*argv, "--imgsz", "64", "--workers", "1"]) == 0
+    argv = ["datasets", "detect", "classify", "semantic", "depth", "--root", str(tmp_path), "--n-train", "3"]
+    assert main([*argv, "--n-val", "2", "--imgsz", "64", "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"shapes-detect: {tmp_path / 'shapes-detect'}" in out
+    assert f"shapes-detect: {tmp_path / 'shapes-detect'}" in out and f"shapes-depth: {tmp_path / 'shapes-depth'}" in out
     assert len(list((tmp_path / "shapes-detect" / "images" / "train").iterdir())) == 3
     assert len(list((tmp_path / "shapes-detect" / "labels" / "val").iterdir())) == 2
     assert sum(1 for _ in (tmp_path / "shapes-classify" / "val").rglob("*.jpg")) == 2
+    assert [len(list(tmp_path.glob(f"shapes-{t}/*/val/*.png"))) for t in ("semantic", "depth")] == [2, 2]  # masks, maps

@@ -1,18 +1,37 @@
-"""Every packaged YAML at every scale: builds, runs, reports GFLOPs, fuses, and fits the stock YOLOv8 budget."""
+"""Every packaged YAML at every scale: builds, runs, reports GFLOPs, fuses, and fits its stock family's budget."""
 
 from pathlib import Path
 
 import pytest
 import torch
+import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
 from ultralytics_convmixer.modules import ConvMixerBackbone
-from ultralytics_convmixer.resources import SCALES, TASK_SUFFIXES, model_yamls
+from ultralytics_convmixer.planner import ULTRALYTICS_SINCE, PlanError, _release
+from ultralytics_convmixer.resources import FAMILY_TASKS, SCALES, TASK_SUFFIXES, model_yamls
 
 from conftest import ultralytics_log
 
-MODELS = [(f"yolov8{s}-convmixer{suffix}.yaml", task, s) for task, suffix in TASK_SUFFIXES.items() for s in SCALES]
+FAMILY_MODELS = [(family, task) for family, tasks in FAMILY_TASKS.items() for task in tasks]
+# The first Ultralytics release with each family and task the oldest supported one lacks (planner.ULTRALYTICS_SINCE);
+# YOLO26's classify model is YOLO11's, built from modules 8.3 has.
+NEEDS = {("yolo26", t): ULTRALYTICS_SINCE["end2end"][0] for t in FAMILY_TASKS["yolo26"] if t != "classify"}
+NEEDS.update({("yolo26", "semantic"): ULTRALYTICS_SINCE["SemanticSegment"][0]})
+NEEDS.update({("yolo26", "depth"): ULTRALYTICS_SINCE["Depth"][0]})
+
+
+def model_params(family: str, task: str, scales: str = SCALES):
+    """pytest params ``(name, task, scale)``, skipped where the installed Ultralytics lacks the family or task."""
+    since = NEEDS.get((family, task))
+    marks = [pytest.mark.skipif(since and _release(ultralytics.__version__) < _release(since),
+                                reason=f"{family} {task} needs Ultralytics {since}")]  # fmt: skip
+    name = f"{family}{{}}-convmixer{TASK_SUFFIXES[task]}.yaml"
+    return [pytest.param(name.format(s), task, s, marks=marks, id=name.format(s)) for s in scales]
+
+
+MODELS = [param for family, task in FAMILY_MODELS for param in model_params(family, task)]
 
 
 def first_tensor(out):
@@ -22,8 +41,8 @@ def first_tensor(out):
     return out
 
 
-def test_one_packaged_yaml_per_task():
-    expected = sorted(f"yolov8-convmixer{suffix}.yaml" for suffix in TASK_SUFFIXES.values())
+def test_one_packaged_yaml_per_family_and_task():
+    expected = sorted(f"{family}-convmixer{TASK_SUFFIXES[task]}.yaml" for family, task in FAMILY_MODELS)
     assert sorted(p.name for p in model_yamls()) == expected
 
 
@@ -40,14 +59,18 @@ def test_builds_and_runs_forward_at_small_large_and_non_square_sizes(name, task,
             out = first_tensor(net(torch.zeros(1, 3, h, w)))
             if task == "classify":
                 assert out.shape == (1, net.yaml["nc"])
+            elif task == "semantic":  # class logits at stride 8
+                assert out.shape == (1, net.yaml["nc"], h // 8, w // 8)
+            elif task == "depth":  # one depth map at stride 4
+                assert out.shape == (1, 1, h // 4, w // 4)
             else:  # (batch, box + class (+ mask/keypoint/angle) channels, anchors at strides 8, 16, 32)
                 assert out.shape[0] == 1 and out.shape[2] == sum((h // s) * (w // s) for s in (8, 16, 32))
-    if task != "classify":
+    if task not in {"classify", "semantic", "depth"}:
         assert net.stride.tolist() == [8.0, 16.0, 32.0]
 
 
 @pytest.mark.smoke  # also on 8.3, whose fuse stops once fewer than 10 BatchNorms are left
-@pytest.mark.parametrize("name, task, scale", [m for m in MODELS if m[2] == "n"])
+@pytest.mark.parametrize("name, task, scale", [p for f, t in FAMILY_MODELS for p in model_params(f, t, "n")])
 def test_gflops_are_nonzero_and_fuse_folds_every_batchnorm_keeping_outputs(name, task, scale):
     net = YOLO(name).model
     net.train()
@@ -95,10 +118,6 @@ def test_embed_pools_the_backbone_levels_named_by_index_rows_and_defaults_to_the
     assert default.shape == (net.model[-2].cv2.conv.out_channels,)
 
 
-STOCK = {"detect": "yolov8{}.yaml", "segment": "yolov8{}-seg.yaml", "pose": "yolov8{}-pose.yaml",
-         "obb": "yolov8{}-obb.yaml", "classify": "yolov8{}-cls.yaml"}  # fmt: skip
-
-
 # The P4-heavy layout of docs/speed.md is held to the packaged models' budget too: it is compared at equal budget.
 P4_HEAVY = Path(__file__).resolve().parents[1] / "benchmarks" / "ablations" / "yolov8{}-convmixer-p4heavy.yaml"
 
@@ -106,8 +125,36 @@ P4_HEAVY = Path(__file__).resolve().parents[1] / "benchmarks" / "ablations" / "y
 @pytest.mark.parametrize("name, task, scale", MODELS + [(str(P4_HEAVY).format(s), "detect", s) for s in SCALES])
 def test_budget_gflops_within_10_percent_and_params_not_above_stock(name, task, scale):
     imgsz = 224 if task == "classify" else 640
-    ours, stock = YOLO(name).model, YOLO(STOCK[task].format(scale)).model
+    stem = Path(name).name
+    family = stem[: stem.index("-convmixer") - 1]  # yolo26n-convmixer-seg.yaml -> yolo26, the stock model's family
+    ours, stock = YOLO(name).model, YOLO(f"{family}{scale}{TASK_SUFFIXES[task]}.yaml").model
     gflops, stock_gflops = get_flops(ours, imgsz), get_flops(stock, imgsz)
     params, stock_params = (sum(p.numel() for p in m.parameters()) for m in (ours, stock))
     assert 0.9 <= gflops / stock_gflops <= 1.1, f"{name}: {gflops:.2f} GFLOPs vs stock {stock_gflops:.2f}"
     assert params <= stock_params, f"{name}: {params} params vs stock {stock_params}"
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("family, task", [(f, t) for (f, t) in NEEDS])
+def test_a_yaml_of_a_newer_family_or_task_fails_naming_the_ultralytics_release_it_needs(family, task, monkeypatch):
+    since = NEEDS[(family, task)]
+    if _release(ultralytics.__version__) >= _release(since):  # as on the oldest supported release
+        monkeypatch.setattr(ultralytics, "__version__", "8.3.253")
+    name = f"{family}n-convmixer{TASK_SUFFIXES[task]}.yaml"
+    with pytest.raises(PlanError, match=rf"{name}: .* needs Ultralytics {since} or newer .*this is Ultralytics 8\.3"):
+        YOLO(name)
+
+
+@pytest.mark.skipif(_release(ultralytics.__version__) < _release("8.4.0"), reason="YOLO26 needs Ultralytics 8.4.0")
+def test_heads_match_stock_whichever_family_was_built_before():
+    # YOLO26 sets parse_model's process-wide `legacy` flag from the modules of the YAML it parses: a ConvMixer YAML must
+    # give each head exactly what its stock model gets, in either order.
+    def head(name):
+        net = YOLO(name).model
+        return type(net.model[-1]).__name__, sorted((k, tuple(v.shape)) for k, v in net.model[-1].state_dict().items())
+
+    for first, then in [("yolo26n", "yolov8n"), ("yolov8n", "yolo26n"), ("yolo26n", "yolo11n")]:
+        YOLO(f"{first}-convmixer.yaml")
+        ours = head(f"{then}-convmixer.yaml")
+        YOLO(f"{first}.yaml")
+        assert ours == head(f"{then}.yaml"), f"{then} head after {first}"

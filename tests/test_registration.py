@@ -230,6 +230,35 @@ def test_the_planner_knows_every_module_parse_model_scales_by_width():
     assert names <= set(planner.SCALED_NATIVE), f"not in SCALED_NATIVE: {sorted(names - set(planner.SCALED_NATIVE))}"
 
 
+def _modules_parse_model_names(source: str) -> set:
+    """Every module name in parse_model's frozensets and in its ``m is X`` / ``m in {X, Y}`` branches."""
+    import ast
+    import textwrap
+
+    found = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(source))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "frozenset":
+            found |= {ast.unparse(e) for arg in node.args for e in getattr(arg, "elts", [])}
+        elif isinstance(node, ast.Compare) and getattr(node.left, "id", None) == "m":
+            for c in node.comparators:
+                elements = c.elts if isinstance(c, (ast.Set, ast.Tuple, ast.List)) else [c]
+                found |= {ast.unparse(e) for e in elements if isinstance(e, (ast.Name, ast.Attribute))}
+    names = {n.removeprefix("torch.") for n in found} - {"base_modules", "repeat_modules"}
+    return {n for n in names if not n.startswith("{")}
+
+
+@pytest.mark.smoke
+def test_the_planner_knows_every_module_parse_model_has_a_channel_rule_for():
+    # A release that gives a module a rule of its own (a set, or a branch of its own) fails here, so the planner's
+    # channel tracking is reviewed for it before a YAML that mixes it with plugin rows meets it.
+    import inspect
+
+    names = _modules_parse_model_names(inspect.getsource(tasks.parse_model.__wrapped__))
+    assert {"Conv", "Concat", "Detect", "Index", "nn.BatchNorm2d", "CBFuse"} <= names  # the source was read
+    unknown = sorted(names - planner.KNOWN_TO_PARSE_MODEL)
+    assert not unknown, f"parse_model has channel rules for modules the planner does not know: {unknown}"
+
+
 def test_missing_internal_fails_with_a_message_naming_the_ultralytics_version():
     import ultralytics
 

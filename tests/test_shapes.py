@@ -2,6 +2,8 @@ import os
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+import copy
+import csv
 import filecmp
 import itertools
 import json
@@ -12,14 +14,16 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
-from ultralytics_convmixer import shapes
+from ultralytics_convmixer import shapes, shapes_labels
 from ultralytics_convmixer.resources import TASKS
 from ultralytics_convmixer.shapes import CLASSES, FLIP_IDX, KPT_NAMES, generate, generate_from_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_VAL, IMGSZ = 16, 13, 192  # N_VAL >= 13: every class appears in the classify val split
 BOX_TASKS = ("detect", "segment", "pose", "obb")
+BACKGROUND = len(CLASSES)  # the semantic background class, last
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +53,19 @@ def signed_area(xy: np.ndarray) -> float:
 def test_yaml(task):
     data = yaml.safe_load((REPO / "datasets" / f"shapes-{task}.yaml").read_text())
     assert len(CLASSES) >= 10 and list(CLASSES) == sorted(CLASSES)  # classify folders sort into the same indices
-    assert data["names"] == dict(enumerate(CLASSES))
+    names = {"semantic": {**dict(enumerate(CLASSES)), BACKGROUND: "background"}, "depth": {0: "depth"}}
+    assert data["names"] == names.get(task, dict(enumerate(CLASSES)))
     assert data["path"] == f"shapes-{task}" and data["generator"]["task"] == task
     assert (data["train"], data["val"]) == (("train", "val") if task == "classify" else ("images/train", "images/val"))
     assert "generate_from_yaml(yaml)" in data["download"]
     if task == "pose":
         assert data["kpt_shape"] == [len(KPT_NAMES), 3] and data["flip_idx"] == list(FLIP_IDX)
         assert data["kpt_names"] == {i: list(KPT_NAMES) for i in range(len(CLASSES))}
+    if task == "semantic":
+        assert data["masks_dir"] == "masks"  # Ultralytics reads PNG masks (SemanticDataset) only with this key
+    if task == "depth":
+        assert data["nc"] == 1 and data["depth_scale"] == shapes_labels.DEPTH_SCALE == 1000
+        assert data["max_depth"] > max(shapes_labels.PLANE_FAR_M)  # validation scores every pixel
 
 
 def test_easy_yaml_names_the_easy_presets_classes_in_label_order():
@@ -88,8 +98,8 @@ def test_deterministic(tmp_path):
     assert all(td[k] == ta[k] for k in ta if k != shapes.MARKER)  # a larger set extends a smaller one
 
 
-def test_detect_segment_pose_share_images(sets):
-    for split, other in itertools.product(("train", "val"), ("pose", "segment")):
+def test_detect_segment_pose_semantic_and_depth_sets_share_images(sets):
+    for split, other in itertools.product(("train", "val"), ("pose", "segment", "semantic", "depth")):
         same = filecmp.dircmp(sets["detect"] / "images" / split, sets[other] / "images" / split)
         assert same.common_files and not (same.diff_files or same.left_only or same.right_only)
 
@@ -134,7 +144,7 @@ def test_pose_visibility_flags():
     for i in range(40):
         _, objects, covers = shapes._scene("pose", np.random.default_rng([0, 0, i]), IMGSZ)
         for obj, cover in zip(objects, covers):
-            for (x, y), (kx, ky, v) in zip(obj.kpts, shapes._keypoints(obj, cover, IMGSZ)):
+            for (x, y), (kx, ky, v) in zip(obj.kpts, shapes_labels._keypoints(obj, cover, IMGSZ)):
                 inside = -0.5 <= x < IMGSZ - 0.5 and -0.5 <= y < IMGSZ - 0.5
                 assert (v == 0) == (not inside)
                 if inside:
@@ -194,7 +204,7 @@ def test_segment_polygons_match_visible_masks():
         _, objects, covers = shapes._scene("segment", np.random.default_rng([1, 0, i]), IMGSZ)
         for obj, cover in zip(objects, covers):
             visible = shapes._poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover
-            poly = shapes._visible_polygon(visible)
+            poly = shapes_labels._visible_polygon(visible)
             if poly is not None and visible.sum() >= 150:
                 drawn = np.zeros((IMGSZ, IMGSZ), np.uint8)
                 cv2.fillPoly(drawn, [poly.astype(np.int32)], 1)  # as Ultralytics' polygon2mask does
@@ -251,6 +261,119 @@ def test_a_set_without_a_preset_in_its_manifest_is_the_standard_set_and_reused(t
         generate("detect", tmp_path / "h", preset="hard")
 
 
+# ------------------------------------------------------------------------------------------------ semantic and depth
+def polygon_mask(label_file: Path, n: int) -> np.ndarray:
+    """Rasterise a segment label file as a semantic mask, as Ultralytics' polygon2mask would, background last."""
+    mask = np.full((n, n), BACKGROUND, np.uint8)
+    for line in label_file.read_text().splitlines():
+        v = np.array(line.split(), dtype=np.float64)
+        cv2.fillPoly(mask, [(v[1:].reshape(-1, 2) * n).astype(np.int32)], int(v[0]))
+    return mask
+
+
+def test_semantic_masks_hold_the_class_of_the_visible_shape_and_background_elsewhere():
+    ignored = 0
+    for i in range(30):
+        _, objects, covers = shapes._scene("semantic", np.random.default_rng([2, 0, i]), IMGSZ)
+        mask, labelled = shapes_labels.semantic_mask(objects, covers, IMGSZ, BACKGROUND)
+        assert mask.dtype == np.uint8 and mask.shape == (IMGSZ, IMGSZ)
+        expected = np.full((IMGSZ, IMGSZ), BACKGROUND, np.uint8)
+        rows = shapes_labels._label_rows("detect", objects, covers, IMGSZ)
+        for obj, cover in zip(objects, covers):
+            visible = shapes._poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover  # the mask the painter filled, uncovered
+            expected[visible] = obj.cls if shapes_labels._labelled(obj, visible.astype(np.uint8)) else 255
+        np.testing.assert_array_equal(mask, expected)  # clutter drawn over a shape is background too
+        assert labelled == len(rows)  # the shapes labelled are those the detect set labels
+        ignored += int((mask == 255).any())
+    assert ignored  # some shape was too hidden to label
+
+
+def test_semantic_mask_files_agree_with_the_segment_polygons(sets):
+    root, segment = sets["semantic"], sets["segment"]
+    manifest = json.loads((root / shapes.MARKER).read_text())
+    assert manifest["names"] == [*CLASSES, "background"] and manifest["ignore"] == 255
+    assert manifest["labels"] == json.loads((segment / shapes.MARKER).read_text())["labels"]
+    seen = set()
+    for label_file in sorted((segment / "labels" / "train").glob("*.txt")):
+        file = root / "masks" / "train" / f"{label_file.stem}.png"
+        with Image.open(file) as im:
+            assert im.mode == "L" and im.size == (IMGSZ, IMGSZ)  # 8-bit class ids, the image's size
+        mask = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+        valid = mask != 255
+        assert (mask[valid] <= BACKGROUND).all()
+        assert (polygon_mask(label_file, IMGSZ) == mask)[valid].mean() > 0.98  # up to the polygons' edges
+        seen |= set(np.unique(mask[valid]).tolist())
+    assert BACKGROUND in seen and len(seen) > 8
+
+
+def test_depth_maps_are_millimetres_without_invalid_pixels(sets):
+    from ultralytics.data.utils import load_depth
+
+    root = sets["depth"]
+    manifest = json.loads((root / shapes.MARKER).read_text())
+    assert manifest["names"] == ["depth"] and manifest["depth_scale"] == 1000
+    files = sorted((root / "depth" / "val").glob("*.png"))
+    assert [f.stem for f in files] == [f.stem for f in sorted((root / "images" / "val").glob("*.jpg"))]
+    for file in files:
+        with Image.open(file) as im:
+            assert im.mode in {"I;16", "I"} and im.size == (IMGSZ, IMGSZ)  # as Ultralytics' verify_image_depth asks
+        depth = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+        assert depth.dtype == np.uint16
+        assert depth.min() >= 1000 * shapes_labels.PLATE_M[0] and depth.max() <= 1000 * max(shapes_labels.PLANE_FAR_M)
+        np.testing.assert_allclose(load_depth(file, 1000), depth / 1000, rtol=1e-6)  # metres, as training reads them
+
+
+def test_nearer_shapes_occlude_farther_ones_on_a_tilted_background_plane():
+    gap, overlaps = shapes_labels.PLATE_GAP_M, 0
+    for i in range(30):
+        rng = np.random.default_rng([3, 0, i])
+        _, objects, _ = shapes._scene("depth", rng, IMGSZ)
+        plane = shapes_labels._plane(copy.deepcopy(rng), IMGSZ)  # the depth map's first draws
+        depth = shapes_labels.depth_map(objects, rng, IMGSZ) / 1000
+        regions = [shapes._poly_mask(o.poly, IMGSZ).astype(bool) for o in objects]
+        top = np.full((IMGSZ, IMGSZ), -1)  # per pixel the shape painted last there
+        for j, region in enumerate(regions):
+            top[region] = j
+        plates = [np.unique(depth[top == j]) for j in range(len(objects))]
+        for j, z in enumerate(plates):
+            assert len(z) <= 1  # a plate facing the camera: one depth wherever it shows, clutter on it or not
+            if len(z):
+                assert (z[0] < plane[top == j]).all()  # in front of the background behind it
+            for k in range(j):  # the shapes painted before it and overlapping it are farther
+                if len(z) and len(plates[k]) and (regions[k] & regions[j]).any():
+                    assert z[0] <= plates[k][0] - gap + 1e-3
+                    overlaps += 1
+        np.testing.assert_allclose(depth[top < 0], plane[top < 0], atol=5e-4)  # the plane, to the millimetre
+        assert depth.min() >= shapes_labels.PLATE_M[0] and depth.max() <= max(shapes_labels.PLANE_FAR_M)
+        y, x = np.mgrid[:IMGSZ, :IMGSZ]
+        a = np.stack([x.ravel(), y.ravel(), np.ones(x.size)], 1)
+        inverse = 1 / plane.ravel()  # under a pinhole camera a plane's inverse depth is affine in the pixel position
+        assert np.abs(inverse - a @ np.linalg.lstsq(a, inverse, rcond=None)[0]).max() < 1e-9
+        assert plane.max() - plane.min() > 2  # tilted
+    assert overlaps > 10
+
+
+@pytest.mark.parametrize("task", ["semantic", "depth"])
+def test_semantic_and_depth_sets_are_deterministic_in_both_presets(task, tmp_path):
+    for preset in shapes.PRESETS:
+        a = generate(task, tmp_path / f"{preset}-a", n_train=4, n_val=2, imgsz=64, seed=3, workers=1, preset=preset)
+        b = generate(task, tmp_path / f"{preset}-b", n_train=4, n_val=2, imgsz=64, seed=3, workers=3, preset=preset)
+        segment = generate("segment", tmp_path / f"{preset}-s", n_train=4, n_val=2, imgsz=64, seed=3, preset=preset)
+        ta = tree(a)
+        assert ta == tree(b) and len(ta) == 2 * 6 + 1  # byte-identical whatever the workers; images, labels, manifest
+        assert {k: v for k, v in ta.items() if k.startswith("images/")} == {
+            k: v for k, v in tree(segment).items() if k.startswith("images/")
+        }
+        manifest = json.loads(ta[shapes.MARKER])
+        assert manifest["task"] == task and manifest["preset"] == preset
+        if task == "semantic":
+            classes = shapes.PRESETS[preset].classes
+            assert manifest["names"] == [*classes, "background"]
+            masks = [cv2.imdecode(np.frombuffer(v, np.uint8), -1) for k, v in ta.items() if k.startswith("masks/")]
+            ids = set(np.unique(masks).tolist())
+            assert len(classes) in ids and ids <= {*range(len(classes) + 1), 255}  # the preset's background id, last
+
+
 # -------------------------------------------------------------------------------------------------- generate logic
 def test_complete_dataset_is_reused_and_others_replaced(tmp_path):
     root = generate("detect", tmp_path / "d", n_train=3, n_val=2, imgsz=64)
@@ -291,8 +414,8 @@ def test_foreign_folder_is_left_alone(tmp_path):
     with pytest.raises(FileExistsError):
         generate("detect", tmp_path / "x", n_train=2, n_val=1, imgsz=64)
     assert (tmp_path / "x" / "mine.txt").read_text() == "user data"
-    with pytest.raises(ValueError):
-        generate("depth", tmp_path / "y")
+    with pytest.raises(ValueError, match="task must be one of"):
+        generate("panoptic", tmp_path / "y")
 
 
 # ------------------------------------------------------------------------------------------------------ Ultralytics
@@ -305,17 +428,53 @@ def small_yaml(task: str, tmp_path: Path, path: str) -> Path:
     return file
 
 
-@pytest.mark.parametrize("task", BOX_TASKS)
+@pytest.mark.parametrize("task", [*BOX_TASKS, "semantic", "depth"])
 def test_check_det_dataset_generates(task, tmp_path, monkeypatch):
     from ultralytics.data import utils
 
     monkeypatch.setattr(utils, "DATASETS_DIR", tmp_path / "datasets")  # `path: shapes-<task>` resolves in here
     data = utils.check_det_dataset(small_yaml(task, tmp_path, f"shapes-{task}"))
     root = tmp_path / "datasets" / f"shapes-{task}"
-    assert data["path"] == root and data["nc"] == len(CLASSES) and data["val"] == str(root / "images" / "val")
+    nc = {"semantic": len(CLASSES) + 1, "depth": 1}.get(task, len(CLASSES))
+    assert data["path"] == root and data["nc"] == nc and data["val"] == str(root / "images" / "val")
     assert len(list((root / "images" / "train").glob("*.jpg"))) == 6 and (root / shapes.MARKER).is_file()
     if task == "pose":
         assert data["kpt_shape"] == [5, 3] and data["flip_idx"] == list(FLIP_IDX)
+    if task in ("semantic", "depth"):  # the label files where Ultralytics' SemanticDataset and DepthDataset look
+        folder = data["masks_dir"] if task == "semantic" else "depth"
+        assert len(list((root / folder / "train").glob("*.png"))) == 6 and data.get("depth_scale") in (None, 1000)
+
+
+def train_one_epoch(model: str, task: str, tmp_path: Path) -> dict:
+    """Train a stock model for one epoch at imgsz 64 on a shapes set of 8 + 4 images generated on first use."""
+    from ultralytics import YOLO
+
+    data = yaml.safe_load((REPO / "datasets" / f"shapes-{task}.yaml").read_text())
+    data["path"] = str(tmp_path / f"shapes-{task}")
+    data["generator"].update(n_train=8, n_val=4, imgsz=64)
+    file = tmp_path / f"shapes-{task}.yaml"
+    file.write_text(yaml.safe_dump(data, sort_keys=False))
+    yolo = YOLO(model)
+    yolo.train(data=str(file), epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False,
+               project=str(tmp_path / "runs"), name=task)  # fmt: skip
+    with open(yolo.trainer.csv, encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert (tmp_path / f"shapes-{task}" / shapes.MARKER).is_file()  # generated by the YAML's download hook
+    return {k.strip(): float(v) for k, v in row.items()}
+
+
+@pytest.mark.slow
+def test_a_stock_semantic_model_trains_on_the_semantic_set(tmp_path):
+    row = train_one_epoch("yolo26n-sem.yaml", "semantic", tmp_path)
+    assert 0 <= row["metrics/mIoU"] <= 1 and 0 <= row["metrics/pixel_acc"] <= 1
+
+
+@pytest.mark.slow
+def test_a_stock_depth_model_trains_on_the_depth_set(tmp_path):
+    row = train_one_epoch("yolo26n-depth.yaml", "depth", tmp_path)
+    for key in ("delta1", "delta2", "delta3", "abs_rel", "rmse", "silog"):
+        assert np.isfinite(row[f"metrics/{key}"])
+    assert 0 < row["metrics/delta1"] <= 1 and row["metrics/rmse"] > 0
 
 
 def test_generate_from_yaml_file_and_classify_dir(tmp_path, monkeypatch):

@@ -14,9 +14,11 @@ from ultralytics_convmixer.patch_resize import RESIZE_METHODS, resize_matrix
 from ultralytics_convmixer.timm_import import TimmImportError, build_trunk, import_timm, read_source
 
 from conftest import (
+    TRAIN_ONE_EPOCH,
     assert_export_matches,
     last_epoch_metrics,
     real_dataset,
+    tiny_classify_data,
     train_killed_in_second_epoch,
     with_running_statistics,
 )
@@ -31,7 +33,6 @@ FAMILIES = {
     "k9-p14-gelu (1024/20)": dict(kernel_size=9, patch_size=14, act_layer=torch.nn.GELU),
 }
 REAL = ["convmixer_1536_20", "convmixer_768_32", "convmixer_1024_20_ks9_p14"]
-TRAIN = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
 
 
 def small_convmixer(family: str = "k9-p7-gelu (1536/20)", dim: int = 32, depth: int = 2, seed: int = 0):
@@ -397,21 +398,13 @@ TASK_DATA = [
 ]
 
 
-def classify_data(tmp_path: Path) -> Path:
-    from ultralytics_convmixer.shapes import generate
-
-    root = generate("classify", tmp_path / "shapes-classify", n_train=40, n_val=20, imgsz=64, seed=0)
-    (tmp_path / "tiny-classify.yaml").write_text(f"path: {root}\ntrain: train\nval: val\n")
-    return tmp_path / "tiny-classify.yaml"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task, dataset", TASK_DATA)
 def test_every_task_trains_from_the_imported_checkpoint_loads_fresh_and_exports(tmp_path_factory, tmp_path, task,
                                                                                  dataset):  # fmt: skip
     from ultralytics import YOLO
 
-    data = real_dataset(tmp_path_factory, dataset) if dataset else classify_data(tmp_path)
+    data = real_dataset(tmp_path_factory, dataset) if dataset else tiny_classify_data(tmp_path)
     weights = import_timm(small_convmixer(), task=task, scale="n", out=tmp_path / "imported.pt").checkpoint
     frozen = []
     model = YOLO(str(weights))
@@ -419,7 +412,7 @@ def test_every_task_trains_from_the_imported_checkpoint_loads_fresh_and_exports(
         "on_train_start", lambda t: frozen.extend({p.requires_grad for p in t.model.model[0].parameters()})
     )
     imgsz = 128 if task == "obb" else 64
-    model.train(data=str(data), project=str(tmp_path), name="run", freeze=1, **{**TRAIN, "imgsz": imgsz})
+    model.train(data=str(data), project=str(tmp_path), name="run", freeze=1, **{**TRAIN_ONE_EPOCH, "imgsz": imgsz})
     assert frozen == [False]  # freeze=1 freezes layer 0, the whole ConvMixerBackbone
     best = tmp_path / "run" / "weights" / "best.pt"
     code = f"""

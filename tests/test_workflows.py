@@ -17,15 +17,16 @@ from ultralytics import YOLO
 
 from conftest import (
     ROOT,
+    TRAIN_ONE_EPOCH,
     assert_export_matches,
     last_epoch_metrics,
     real_dataset,
+    tiny_classify_data,
     train_killed_in_second_epoch,
     with_running_statistics,
 )
 
 pytestmark = pytest.mark.slow
-TRAIN = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, seed=0, exist_ok=True)
 
 
 def run(args, timeout=600, cwd=None, **env) -> subprocess.CompletedProcess:
@@ -46,7 +47,7 @@ def cli_run(tmp_path_factory):
     project = tmp_path_factory.mktemp("runs")
     yolo = Path(sys.executable).with_name("yolo")
     args = [str(yolo), "detect", "train", "model=yolov8n-convmixer.yaml", f"data={data}", f"project={project}",
-            "name=cli", *(f"{k}={v}" for k, v in TRAIN.items())]  # fmt: skip
+            "name=cli", *(f"{k}={v}" for k, v in TRAIN_ONE_EPOCH.items())]  # fmt: skip
     run(args)
     return project / "cli", data
 
@@ -110,7 +111,7 @@ def test_ddp_worker_interpreter_builds_the_model_from_yaml(coco8):
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.utils.dist import generate_ddp_file
 
-    trainer = DetectionTrainer(overrides=dict(model="yolov8n-convmixer.yaml", data=str(coco8), **TRAIN))
+    trainer = DetectionTrainer(overrides=dict(model="yolov8n-convmixer.yaml", data=str(coco8), **TRAIN_ONE_EPOCH))
     script = Path(generate_ddp_file(trainer))
     try:
         code = script.read_text()
@@ -139,7 +140,7 @@ def test_ddp_worker_interpreter_builds_the_model_from_yaml(coco8):
 def test_each_task_trains_one_epoch_on_real_data(tmp_path_factory, tmp_path, task, dataset, model, columns):
     data = real_dataset(tmp_path_factory, dataset)
     imgsz = 128 if task == "obb" else 64  # dota8's 1024 px aerial crops need a little more resolution
-    YOLO(model).train(data=str(data), project=str(tmp_path), name=task, **{**TRAIN, "imgsz": imgsz})
+    YOLO(model).train(data=str(data), project=str(tmp_path), name=task, **{**TRAIN_ONE_EPOCH, "imgsz": imgsz})
     assert (tmp_path / task / "weights" / "best.pt").stat().st_size > 1e6
     row = last_epoch_metrics(tmp_path / task)
     assert columns <= set(row) and row["epoch"] == 1
@@ -147,12 +148,8 @@ def test_each_task_trains_one_epoch_on_real_data(tmp_path_factory, tmp_path, tas
 
 
 def test_classify_trains_one_epoch_on_a_classify_data_yaml(tmp_path):
-    from ultralytics_convmixer.shapes import generate
-
-    root = generate("classify", tmp_path / "shapes-classify", n_train=40, n_val=20, imgsz=64, seed=0)
-    yaml_file = tmp_path / "tiny-classify.yaml"
-    yaml_file.write_text(f"path: {root}\ntrain: train\nval: val\n")
-    YOLO("yolov8n-convmixer-cls.yaml").train(data=str(yaml_file), project=str(tmp_path), name="cls", **TRAIN)
+    yaml_file = tiny_classify_data(tmp_path)
+    YOLO("yolov8n-convmixer-cls.yaml").train(data=str(yaml_file), project=str(tmp_path), name="cls", **TRAIN_ONE_EPOCH)
     assert (tmp_path / "cls" / "weights" / "best.pt").stat().st_size > 1e6
     row = last_epoch_metrics(tmp_path / "cls")
     assert 0.0 <= row["metrics/accuracy_top1"] <= 1.0 and np.isfinite(row["train/loss"])

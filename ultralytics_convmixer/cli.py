@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from .resources import ACTIVATION_NAMES, DEFAULT_RESIZE, RESIZE_NAMES, SCALES, TASKS
+from .resources import ACTIVATION_NAMES, DEFAULT_RESIZE, FAMILY_TASKS, RESIZE_NAMES, SCALES, TASKS
 
 PROG = "ultralytics-convmixer"
 
@@ -126,7 +126,7 @@ def _add_import_timm(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", metavar="SOURCE", help="timm model name, checkpoint file or folder")
-    p.add_argument("--task", default="detect", choices=TASKS, help="YOLO task (default: detect)")
+    p.add_argument("--task", default="detect", choices=FAMILY_TASKS["yolov8"], help="YOLO task (default: detect)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--nc", type=int, help="number of classes (default: the packaged YAML's, e.g. 80 for detect)")
     p.add_argument("--act", choices=ACTIVATION_NAMES, help="activation of a checkpoint file (default: gelu)")
@@ -188,7 +188,7 @@ def _datasets(args: argparse.Namespace) -> int:
     options = {k: v for k, v in options.items() if v is not None}
     for task in dict.fromkeys(args.tasks):
         packaged = dataset_yaml(f"shapes-{task}.yaml")
-        if packaged is None:  # the wheel ships all five: only a broken install gets here
+        if packaged is None:  # the wheel ships one for every task: only a broken install gets here
             raise _UsageError(f"shapes-{task}.yaml is missing from the installed package; reinstall {PROG}")
         data = {**yaml.safe_load(packaged.read_text(encoding="utf-8")), "yaml_file": str(packaged)}
         data["generator"] = {**(data.get("generator") or {}), **options, "task": task}

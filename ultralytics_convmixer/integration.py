@@ -269,6 +269,8 @@ _MODEL_CLASSES = {
     "pose": "PoseModel",
     "obb": "OBBModel",
     "classify": "ClassificationModel",
+    "semantic": "SemanticSegmentationModel",
+    "depth": "DepthModel",
 }
 
 

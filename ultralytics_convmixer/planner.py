@@ -44,6 +44,28 @@ SCALED_NATIVE = (
 
 # Native modules whose output channels parse_model sets in ways the planner does not follow (lists, heads).
 CHANNELS_NOT_MODELLED = {"CBLinear", "AIFI", "RTDETRDecoder", "ImagePoolingAttn"}
+# Native modules with a channel rule of their own in parse_model that _plan_native_row follows case by case.
+CHANNELS_MODELLED = {"Concat", "HGStem", "HGBlock", "ResNetLayer", "CBFuse", "Index", "TorchVision"}
+# Heads (no row reads their output) and modules whose output channels are their input's, parse_model's default.
+CHANNELS_AS_INPUT = {
+    "nn.BatchNorm2d",
+    *("Detect WorldDetect YOLOEDetect v10Detect Segment YOLOESegment Pose OBB Classify".split()),
+    *("Segment26 YOLOESegment26 Pose26 OBB26 SemanticSegment Depth".split()),
+}
+# Every module parse_model gives a rule of its own, as far as the planner knows (a guard test reads parse_model's
+# source: a release that adds one fails there, before a user's YAML meets it).
+KNOWN_TO_PARSE_MODEL = {*SCALED_NATIVE, *CHANNELS_NOT_MODELLED, *CHANNELS_MODELLED, *CHANNELS_AS_INPUT}
+# What a model YAML may name that the oldest supported Ultralytics lacks (YOLO26 and its tasks), with the first
+# release that has it: an older one gets an error naming that release instead of a failure deep in parse_model.
+ULTRALYTICS_SINCE = {
+    "end2end": ("8.4.0", "YOLO26's end-to-end heads"),  # a top-level YAML key
+    "reg_max": ("8.4.0", "YOLO26's box regression setting"),
+    "Segment26": ("8.4.0", "YOLO26"),
+    "Pose26": ("8.4.0", "YOLO26"),
+    "OBB26": ("8.4.0", "YOLO26"),
+    "SemanticSegment": ("8.4.52", "the semantic task"),
+    "Depth": ("8.4.104", "the depth task"),
+}
 
 
 @functools.cache
@@ -59,6 +81,11 @@ def _keeps_nc_channels_unscaled(parse: Callable) -> bool:
 
 class PlanError(ValueError):
     """A plugin row of a model YAML is wrong; the message names the file, layer, module and argument."""
+
+
+def _release(version: str) -> tuple:
+    """``"8.4.190"`` -> ``(8, 4, 190)``, for comparing releases."""
+    return tuple(int(x) for x in version.split(".")[:3] if x.isdigit())
 
 
 def _literal(a):
@@ -89,6 +116,7 @@ class Planner:
         self.table: Dict[str, str] = {}
         self.channels: List[Any] = []  # output channels per layer: int, list (multi-output backbone) or None
         self.written_levels: Dict[int, list] = {}  # ConvMixerBackbone layer -> its channels as the YAML writes them
+        self._check_release(d)
         for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
             inputs = [ch_in] if i == 0 else self.channels
             self._check_module_name(i, m)
@@ -109,6 +137,22 @@ class Planner:
             scale = scale or next(iter(scales))
             depth, width, max_channels = scales[scale]
         return scale, depth, width, max_channels
+
+    def _check_release(self, d: dict) -> None:
+        """Fail with the Ultralytics release a YAML's keys or modules need, where the installed one is older."""
+        from ultralytics import __version__
+
+        installed = _release(__version__)
+        rows = d["backbone"] + d["head"]
+        needs = [(key, f"'{key}:'") for key in d if key in ULTRALYTICS_SINCE]
+        needs += [(row[2], f"layer {i} ({row[2]})") for i, row in enumerate(rows) if row[2] in ULTRALYTICS_SINCE]
+        for name, what in needs:
+            since, feature = ULTRALYTICS_SINCE[name]
+            if installed < _release(since):
+                raise PlanError(
+                    f"{self.file}: {what} needs Ultralytics {since} or newer ({feature}); this is Ultralytics "
+                    f"{__version__}: pip install -U 'ultralytics>={since}'"
+                )
 
     def _where(self, i: int, m: str) -> str:
         return f"{self.file}: layer {i} ({m})"

@@ -14,10 +14,20 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 # The tasks the plugin has a packaged YAML, a shapes dataset and a comparison for, and each task's YAML name suffix
-# (as stock Ultralytics names them: yolov8n.yaml, yolov8n-seg.yaml, ...).
-TASKS = ("detect", "segment", "pose", "obb", "classify")
-TASK_SUFFIXES: Dict[str, str] = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}
-SCALES = "nsmlx"  # the stock YOLOv8 scale letters, as in yolov8n.yaml ... yolov8x.yaml
+# (as stock Ultralytics names them: yolov8n.yaml, yolov8n-seg.yaml, ..., yolo26n-sem.yaml, yolo26n-depth.yaml).
+TASKS = ("detect", "segment", "pose", "obb", "classify", "semantic", "depth")
+TASK_SUFFIXES: Dict[str, str] = {
+    "detect": "",
+    "segment": "-seg",
+    "pose": "-pose",
+    "obb": "-obb",
+    "classify": "-cls",
+    "semantic": "-sem",
+    "depth": "-depth",
+}
+# The Ultralytics model families with packaged ConvMixer YAMLs (``<family>-convmixer<suffix>.yaml``) and their tasks.
+FAMILY_TASKS: Dict[str, tuple] = {"yolov8": TASKS[:5], "yolo11": TASKS[:5], "yolo26": TASKS}
+SCALES = "nsmlx"  # the stock scale letters of every family, as in yolov8n.yaml ... yolov8x.yaml
 # The activation names a plugin layer takes: the keys of ``modules.ACTIVATIONS``, which maps them to torch modules
 # (tests/test_timm_import.py checks that the two agree).
 ACTIVATION_NAMES = ("gelu", "silu", "relu", "hardswish")

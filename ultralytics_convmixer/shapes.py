@@ -1,4 +1,4 @@
-"""Deterministic, offline "shapes" datasets for all five Ultralytics tasks, generated locally from a seed.
+"""Deterministic, offline "shapes" datasets for the Ultralytics tasks, generated locally from a seed.
 
 Every image shows 0-8 geometric shapes of 13 classes on a textured, noisy background with clutter (lines, arcs,
 scribbles, irregular blobs) that belongs to no class. Shapes are rotated, coloured and textured, range from about 2% to
@@ -12,10 +12,18 @@ scribbles, irregular blobs) that belongs to no class. Shapes are rotated, colour
 * ``obb``: ``cls x1 y1 ... x4 y4``, the object's own rotated frame (amodal), corners clockwise on screen from the
   object's own top-left corner. OBB scenes keep every shape inside the image.
 * ``classify``: ``<split>/<class>/<index>.jpg``, one large shape near the centre per image.
+* ``semantic``: ``masks/<split>/<index>.png``, the image's size, one 8-bit class id per pixel: the shape seen there;
+  the background and clutter are class ``len(classes)``, named ``background`` (last, where Ultralytics puts the
+  background it adds to polygon labels); 255 (ignored) where a shape too hidden to get a label shows.
+* ``depth``: ``depth/<split>/<index>.png``, 16-bit depth in millimetres (``depth_scale: 1000``) of a known synthetic
+  scene: the background a tilted plane at 8-20 m, each shape a plate facing the camera at 1.5-7.5 m, nearer the
+  later it is painted (so nearer shapes occlude farther ones), clutter painted on the surface behind it, no invalid
+  (0) pixels. :mod:`ultralytics_convmixer.shapes_labels` details the scene and writes every label file.
 
 Objects whose visible part is under 30% of their area (or under 12 pixels) get no label. Each image draws from its own
 ``numpy`` generator seeded with ``(seed, split, index)``, so the output is byte-identical whatever the number of
-workers, a larger set extends a smaller one, and the detect, segment and pose sets of one seed share their images.
+workers, a larger set extends a smaller one, and the detect, segment, pose, semantic and depth sets of one seed share
+their images (the depth scene is drawn after the image is painted).
 
 Keypoints: each shape is drawn in its own frame (y down, the frame is the shape's bounding box before rotation). The
 keypoints are the outermost outline points along the frame's four diagonals, top-left, top-right, bottom-right,
@@ -45,6 +53,7 @@ import cv2
 import numpy as np
 
 from .resources import TASKS
+from .shapes_labels import DEPTH_SCALE, IGNORE, LABEL_DIRS, _poly_mask, write_labels
 
 CLASSES = (  # alphabetical, so that the classify folders sort into the same indices
     "arrow",
@@ -65,8 +74,6 @@ KPT_NAMES = ("top_left", "top_right", "bottom_right", "bottom_left", "centre")
 FLIP_IDX = (1, 0, 3, 2, 4)  # horizontal flip: left and right swap, the centre stays
 MARKER = ".complete"  # JSON manifest, written last: a dataset without it is incomplete
 VERSION = 1  # bump when the output for a given seed changes
-MIN_VISIBLE = 0.3  # objects less visible than this (fraction of their area) get no label
-MIN_PIXELS = 12
 JPEG_QUALITY = 90
 
 
@@ -306,12 +313,6 @@ def _distractor(rng: np.random.Generator, n: int) -> np.ndarray:
     return mask
 
 
-def _poly_mask(poly: np.ndarray, n: int) -> np.ndarray:
-    mask = np.zeros((n, n), np.uint8)
-    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-    return mask
-
-
 def _noise(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     """Return float32 zero-mean, unit-variance triangular noise (much faster than ``standard_normal``)."""
     u = np.frombuffer(rng.bytes(2 * int(np.prod(shape))), np.uint8).reshape(2, *shape)
@@ -372,77 +373,8 @@ def _scene(
     return img, objects, [cover[id(o)] for o in objects]
 
 
-# ----------------------------------------------------------------------------------------------------------- labels
-def _bridge(parts: list[np.ndarray]) -> np.ndarray:
-    """Join contours into one polygon by zero-width bridges between closest points, in the order given.
-
-    Under the even-odd fill rule of ``cv2.fillPoly`` (which Ultralytics uses to rasterise polygons) a bridged hole stays
-    a hole and bridged fragments stay apart.
-    """
-    merged = parts[0]
-    for part in parts[1:]:
-        d = ((merged[:, None].astype(np.int64) - part[None]) ** 2).sum(-1)
-        i, j = np.unravel_index(int(d.argmin()), d.shape)
-        merged = np.concatenate([merged[: i + 1], part[j:], part[: j + 1], merged[i:]])
-    return merged
-
-
-def _visible_polygon(visible: np.ndarray) -> np.ndarray | None:
-    """Trace a visible mask, holes included, as one (N, 2) pixel polygon; None if nothing sizeable is visible.
-
-    Fragments under 5% of the largest one and holes under 4 pixels are skipped.
-    """
-    contours, tree = cv2.findContours(visible.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return None
-    area = [cv2.contourArea(c) for c in contours]
-    outer = sorted((i for i, t in enumerate(tree[0]) if t[3] < 0), key=lambda i: -area[i])
-    parts = []
-    for i in outer:
-        if area[i] >= max(4.0, 0.05 * area[outer[0]]):
-            holes = [j for j, t in enumerate(tree[0]) if t[3] == i and area[j] >= 4.0]
-            rings = [cv2.approxPolyDP(contours[j], 0.7, True).reshape(-1, 2) for j in [i, *holes]]
-            if len(rings[0]) >= 3:
-                parts += [r for r in rings if len(r) >= 3]
-    return _bridge(parts) if parts else None
-
-
-def _keypoints(obj: _Object, cover: np.ndarray, n: int) -> np.ndarray:
-    """Return (K, 3) keypoints ``x y v`` in pixels: v=2 seen, 1 covered by a later layer, 0 outside the image."""
-    out = np.zeros((len(obj.kpts), 3))
-    for k, (x, y) in enumerate(obj.kpts):
-        xi, yi = round(x), round(y)
-        if 0 <= xi < n and 0 <= yi < n:
-            out[k] = min(max(x, 0), n - 1), min(max(y, 0), n - 1), 1 if cover[yi, xi] else 2
-    return out
-
-
-def _label_rows(task: str, objects: list[_Object], covers: list[np.ndarray], n: int) -> list[str]:
-    """Return the label rows of one image in the Ultralytics format of ``task``."""
-    rows = []
-    for obj, cover in zip(objects, covers):
-        visible = _poly_mask(obj.poly, n) & ~cover  # uint8 0/1
-        if cv2.countNonZero(visible) < max(MIN_PIXELS, MIN_VISIBLE * obj.area):
-            continue  # (almost) hidden: no label
-        if task == "obb":
-            values = obj.frame.clip(0, n - 1)
-        elif task == "segment":
-            values = _visible_polygon(visible)
-            if values is None:
-                continue
-        else:
-            x0, y0, w, h = cv2.boundingRect(visible)  # pixel edges
-            values = np.array([x0 + w / 2, y0 + h / 2, w, h])
-        row = f"{obj.cls} " + " ".join(f"{v / n:.6f}" for v in np.ravel(values))
-        if task == "pose":
-            row += "".join(f" {x / n:.6f} {y / n:.6f} {v:.0f}" for x, y, v in _keypoints(obj, cover, n))
-        rows.append(row)
-    return rows
-
-
 # --------------------------------------------------------------------------------------------------------- datasets
 SPLITS = ("train", "val")
-DIRS = ("images", "labels")  # detect, segment, pose and obb: <dir>/<split>/<index>.jpg and .txt
 
 
 def _make_image(task: str, root: Path, split: str, index: int, imgsz: int, seed: int, preset: Preset) -> int:
@@ -455,10 +387,8 @@ def _make_image(task: str, root: Path, split: str, index: int, imgsz: int, seed:
         cv2.imwrite(str(root / split / preset.classes[cls] / f"{index:06d}.jpg"), img, jpeg)
         return 1
     img, objects, covers = _scene(task, rng, imgsz, preset)
-    rows = _label_rows(task, objects, covers, imgsz)
     cv2.imwrite(str(root / "images" / split / f"{index:06d}.jpg"), img, jpeg)
-    (root / "labels" / split / f"{index:06d}.txt").write_text("".join(f"{r}\n" for r in rows))
-    return len(rows)
+    return write_labels(task, root, split, f"{index:06d}", objects, covers, rng, imgsz, len(preset.classes))
 
 
 def _read_manifest(root: Path) -> dict:
@@ -481,7 +411,8 @@ def _write_dataset(folder: Path, settings: dict[str, Any], workers: int) -> None
     task, preset = settings["task"], PRESETS[settings["preset"]]
     n_train, n_val = settings["n_train"], settings["n_val"]
     for split in SPLITS:
-        subdirs = [Path(split, c) for c in preset.classes] if task == "classify" else [Path(x, split) for x in DIRS]
+        dirs = ("images", LABEL_DIRS.get(task, "labels"))  # <dir>/<split>/<index>.jpg and its label file
+        subdirs = [Path(split, c) for c in preset.classes] if task == "classify" else [Path(x, split) for x in dirs]
         for d in subdirs:
             (folder / d).mkdir(parents=True)
     jobs = [(split, i) for split, n in zip(SPLITS, (n_train, n_val)) for i in range(n)]
@@ -493,6 +424,10 @@ def _write_dataset(folder: Path, settings: dict[str, Any], workers: int) -> None
     manifest["labels"] = {"train": sum(counts[:n_train]), "val": sum(counts[n_train:])}
     if task == "pose":
         manifest.update(kpt_names=list(KPT_NAMES), flip_idx=list(FLIP_IDX))
+    elif task == "semantic":  # the names of the data YAML: the shapes, then the background
+        manifest.update(names=[*preset.classes, "background"], ignore=IGNORE)
+    elif task == "depth":
+        manifest.update(names=["depth"], depth_scale=DEPTH_SCALE)
     (folder / MARKER).write_text(json.dumps(manifest, indent=2) + "\n")  # last: marks the dataset complete
 
 
@@ -513,7 +448,7 @@ def generate(
     made with other settings is replaced; any other non-empty folder at ``root`` is left alone (FileExistsError).
 
     Args:
-        task (str): One of "detect", "segment", "pose", "obb", "classify".
+        task (str): One of "detect", "segment", "pose", "obb", "classify", "semantic", "depth".
         root (Path | str): Dataset folder to create.
         n_train (int): Number of training images.
         n_val (int): Number of validation images.

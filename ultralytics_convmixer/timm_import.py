@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .patch_resize import RESIZE_METHODS
-from .resources import DEFAULT_RESIZE, SCALES, TASK_SUFFIXES, TASKS, TimmImportError, model_yaml
+from .resources import DEFAULT_RESIZE, FAMILY_TASKS, SCALES, TASK_SUFFIXES, TimmImportError, model_yaml
 from .timm_source import ACT_ASSUMED, TrunkConfig, is_classifier, read_source, tensor_layout
 
 __all__ = [
@@ -45,6 +45,9 @@ __all__ = [
     "read_source",
     "write_model_yaml",
 ]
+
+# The imported models take the packaged YOLOv8 necks and heads (the neck is sized to the trunk by YOLOv8's scales).
+IMPORT_TASKS = FAMILY_TASKS["yolov8"]
 
 
 @dataclass
@@ -209,7 +212,7 @@ def model_dict(
 
     Args:
         trunk (TrunkConfig): The trunk.
-        task (str): One of ``resources.TASKS``.
+        task (str): One of :data:`IMPORT_TASKS`.
         scale (str): Stock YOLOv8 scale of the neck and head.
         nc (int | None): Class count (default: the packaged YAML's).
         depth (int | None): Blocks of the trunk (default ``trunk.depth``; fewer only to count FLOPs per block).
@@ -264,7 +267,7 @@ def nearest_scale(trunk: TrunkConfig, task: str) -> str:
 
     Args:
         trunk (TrunkConfig): The imported trunk.
-        task (str): One of ``resources.TASKS``.
+        task (str): One of :data:`IMPORT_TASKS`.
 
     Returns:
         (str): A letter of ``resources.SCALES``.
@@ -339,8 +342,8 @@ def import_timm(
         >>> from ultralytics_convmixer import import_timm
         >>> import_timm("convmixer_768_32.in1k", task="detect", out="yolo-convmixer768-in1k.pt")
     """
-    if task not in TASKS:
-        raise TimmImportError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    if task not in IMPORT_TASKS:
+        raise TimmImportError(f"unknown task {task!r}; choose from {', '.join(IMPORT_TASKS)}")
     if scale is not None and scale not in tuple(SCALES):  # a letter, not any substring of SCALES
         raise TimmImportError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 1):

@@ -2,10 +2,13 @@
 
 Data checks are pragmatic: all models must share one task, and the data must fit it. A folder with a ``train``
 subfolder is a classification dataset; a data YAML with a ``generator: {task: ...}`` mapping (the packaged shapes
-sets) has that task; ``kpt_shape`` means pose; otherwise the first label files of the val split decide: 5 columns are
-detect, 9 columns obb, other odd lengths segment. A detect model may train on segment data (Ultralytics derives the
-boxes from the polygons). When the labels are not there yet (a dataset that is downloaded or generated on first use)
-the check is skipped.
+sets) has that task; ``kpt_shape`` means pose; ``masks_dir`` semantic (Ultralytics then reads PNG masks); a
+``depth_scale`` key or depth maps beside the val images (``depth/`` for ``images/``, as Ultralytics pairs them) depth;
+otherwise the first label files of the val split decide: 5 columns are detect, 9 columns obb, other odd lengths
+segment; without labels, a single class named ``depth`` (as in every stock depth YAML) is depth. A detect model may
+train on segment data (Ultralytics derives the boxes from the polygons), and so may a semantic model (Ultralytics
+rasterises the polygons and adds a background class). When the labels are not there yet (a dataset that is
+downloaded or generated on first use) the check is skipped, except that depth models refuse data of several classes.
 """
 
 from __future__ import annotations
@@ -18,13 +21,20 @@ from typing import Sequence
 from ..resources import SCALES, TASKS, model_yaml, unscaled_name
 from .common import CompareError, import_ultralytics, log, one_line
 
-# Data tasks each model task can train on (Ultralytics turns polygons into boxes for detect).
+# Data tasks each model task can train on (Ultralytics turns polygons into boxes for detect, and into masks with a
+# background class for semantic: its PolygonSemanticDataset), and what it makes of the other task's labels.
 ACCEPTS = {
     "detect": {"detect", "segment"},
     "segment": {"segment"},
     "pose": {"pose"},
     "obb": {"obb"},
     "classify": {"classify"},
+    "semantic": {"semantic", "segment"},
+    "depth": {"depth"},
+}
+CONVERSIONS = {
+    ("detect", "segment"): "detect models train on the boxes of its polygons",
+    ("semantic", "segment"): "semantic models train on masks drawn from its polygons, plus a background class",
 }
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm", ".heic"}
 
@@ -257,14 +267,25 @@ def _yaml_data(spec: DataSpec) -> DataSpec:
     split = _split_path(d, spec.path)
     if not d.get("download") and split is not None and not split.exists():
         raise CompareError(f"data YAML '{spec.arg}': images not found at '{split}' (and no 'download:' to fetch them)")
+    spec.task = _yaml_task(d, spec)
+    return spec
+
+
+def _yaml_task(d: dict, spec: DataSpec) -> str | None:
+    """Tell the task of a parsed data YAML from its keys, then from the files of its val split (None if unsure)."""
     generator = d.get("generator")
     if isinstance(generator, dict) and generator.get("task") in TASKS:
-        spec.task = generator["task"]
-    elif spec.kpt_shape:
-        spec.task = "pose"
-    else:
-        spec.task = _label_task(d, spec.path)
-    return spec
+        return generator["task"]
+    if spec.kpt_shape:
+        return "pose"
+    if d.get("masks_dir"):  # Ultralytics reads PNG masks exactly when this key is set
+        return "semantic"
+    if d.get("depth_scale") is not None or _has_depth_maps(d, spec.path):
+        return "depth"
+    task = _label_task(d, spec.path)
+    if task is None and spec.names == {0: "depth"}:  # not downloaded yet: the stock depth YAMLs' one class
+        return "depth"
+    return task
 
 
 def _split_path(d: dict, yaml_path: Path) -> Path | None:
@@ -293,6 +314,18 @@ def _split_images(d: dict, yaml_path: Path, limit: int = 20) -> list[Path]:
     return []
 
 
+def _has_depth_maps(d: dict, yaml_path: Path) -> bool:
+    """Whether the first val images have depth maps where Ultralytics' DepthDataset looks: ``images`` -> ``depth``."""
+    for image in _split_images(d, yaml_path, limit=5):
+        parts = list(image.parts)
+        if "images" in parts:
+            parts[len(parts) - 1 - parts[::-1].index("images")] = "depth"  # the last one, as Ultralytics replaces
+            depth = Path(*parts)
+            if depth.with_suffix(".png").is_file() or depth.with_suffix(".npy").is_file():
+                return True
+    return False
+
+
 def _label_task(d: dict, yaml_path: Path) -> str | None:
     """Tell detect, obb, segment or classify apart from the first label files of the val split (None if unsure)."""
     from ultralytics.data.utils import img2label_paths
@@ -317,6 +350,9 @@ def _label_task(d: dict, yaml_path: Path) -> str | None:
 def check_data_task(data: DataSpec, task: str) -> None:
     """Check that the data fits the models' task.
 
+    A segment dataset for semantic models gets the background class Ultralytics adds to it, so that untrained models
+    are built with the classes they would train with.
+
     Args:
         data (DataSpec): The dataset.
         task (str): The models' task.
@@ -324,12 +360,19 @@ def check_data_task(data: DataSpec, task: str) -> None:
     Raises:
         CompareError: If the data is for another task.
     """
+    if data.task is None and task == "depth" and (data.nc or 1) > 1:  # depth data has one class, whatever its files
+        raise CompareError(f"data '{data.arg}' has {data.nc} classes, not depth's one, but the models are depth models")
     if data.task is None:
         log(f"cannot tell the task of '{data.arg}' before it is downloaded or generated; not checked")
         return
     if data.task not in ACCEPTS[task]:
-        hint = " (it has 'kpt_shape')" if data.task == "pose" else ""
+        hint = {"pose": " (it has 'kpt_shape')", "semantic": " (it has 'masks_dir')"}.get(data.task, "")
         article = "an" if data.task[0] in "aeiou" else "a"
         raise CompareError(f"data '{data.arg}' is {article} {data.task} dataset{hint} but the models are {task} models")
     if data.task != task:
-        log(f"'{data.arg}' is a {data.task} dataset; {task} models train on the boxes of its polygons")
+        log(f"'{data.arg}' is a {data.task} dataset; {CONVERSIONS[task, data.task]}")
+    if (task, data.task) == ("semantic", "segment") and data.names:
+        from ultralytics.data.utils import add_polygon_background
+
+        added = add_polygon_background({"names": dict(data.names), "nc": len(data.names)})
+        data.names, data.nc = added["names"], added["nc"]

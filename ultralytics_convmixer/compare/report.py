@@ -3,8 +3,9 @@
 Columns, in the table's order (how each is measured is documented where it is measured):
 
 - ``params (M)``, ``GFLOPs``: the model's size (:mod:`.profile`).
-- the task's accuracy columns (``mAP50(B)``, ``mAP50-95(B)``, ... or ``accuracy_top1``/``accuracy_top5``), ``s/epoch``
-  and ``peak mem (MB)``: measured by training (:mod:`.runs`); empty for untrained models (``--no-train``).
+- the task's accuracy columns (``mAP50(B)``, ``mAP50-95(B)``, ..., ``accuracy_top1``/``accuracy_top5``,
+  ``mIoU``/``pixel_acc`` or ``delta1``/``abs_rel``/``rmse``), ``s/epoch`` and ``peak mem (MB)``: measured by training
+  (:mod:`.runs`); empty for untrained models (``--no-train``).
 - ``PyTorch b<N> (ms)`` and ``ONNX b<N> (ms)``: latency at each batch size measured (:mod:`.profile`); the columns
   follow the batch sizes, so a CPU comparison has batch 1 columns only unless ``--batches`` asks for more.
 
@@ -29,14 +30,18 @@ TABLE_METRICS = {
     "segment": ["mAP50(B)", "mAP50-95(B)", "mAP50(M)", "mAP50-95(M)"],
     "pose": ["mAP50(B)", "mAP50-95(B)", "mAP50(P)", "mAP50-95(P)"],
     "classify": ["accuracy_top1", "accuracy_top5"],
+    "semantic": ["mIoU", "pixel_acc"],
+    "depth": ["delta1", "abs_rel", "rmse"],  # the CSV also has delta2, delta3 and silog
 }
-# Accuracy plotted against latency and GFLOPs, per task.
+# Accuracy plotted against latency and GFLOPs, per task (higher is better for each).
 PLOT_METRIC = {
     "detect": "mAP50-95(B)",
     "obb": "mAP50-95(B)",
     "segment": "mAP50-95(M)",
     "pose": "mAP50-95(P)",
     "classify": "accuracy_top1",
+    "semantic": "mIoU",
+    "depth": "delta1",
 }
 CSV_HEAD = ["model", "source", "task", "params", "gflops", "imgsz"]
 CSV_TRAINING = ["epochs", "s_per_epoch", "train_wall_s", "peak_gpu_mem_mb", "peak_rss_mb"]

@@ -3,9 +3,10 @@
 Every model is trained with the same Ultralytics arguments and seed, each in its own subprocess so that its peak
 memory can be read from the kernel. What training measures, as the report shows it:
 
-- ``mAP50(B)``, ``mAP50-95(B)``, and ``(M)`` for masks, ``(P)`` for pose, or ``accuracy_top1``/``accuracy_top5`` for
-  classify: Ultralytics' final validation of ``best.pt`` at the end of training (the validator's ``results_dict``).
-  The CSV also has precision and recall.
+- ``mAP50(B)``, ``mAP50-95(B)``, and ``(M)`` for masks, ``(P)`` for pose, ``accuracy_top1``/``accuracy_top5`` for
+  classify, ``mIoU``/``pixel_acc`` for semantic, or ``delta1``/``abs_rel`` (mean relative error)/``rmse`` (metres) for
+  depth: Ultralytics' final validation of ``best.pt`` at the end of training (the validator's ``results_dict``). The
+  CSV also has precision and recall, or depth's ``delta2``, ``delta3`` and ``silog``.
 - ``s/epoch``: mean wall time of one epoch's training loop (data loading, forward, backward, optimiser step), timed
   between Ultralytics' ``on_train_epoch_start`` and ``on_train_epoch_end`` callbacks; validation is not included.
   Under multi-GPU (DDP) training the callbacks run elsewhere, and the ``time`` column of ``results.csv`` divided by
