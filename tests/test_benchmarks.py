@@ -65,14 +65,17 @@ def test_model_benchmark_keeps_the_scales_it_finished_when_a_later_scale_is_stop
     assert result["rows"][1]["infer_b1_ms_ratio"] == 0.5 and result["meta"]["device"] == "cpu"
 
 
-def test_budget_script_measures_every_task_against_stock(tmp_path):
+def test_budget_script_measures_every_family_and_task_against_stock(tmp_path):
+    from ultralytics_convmixer.resources import FAMILY_TASKS, TASK_SUFFIXES
+
     out = tmp_path / "budget.json"
     cmd = [sys.executable, str(BENCHMARKS / "budget.py"), "--scales", "n", "--json", str(out)]
-    printed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+    printed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900).stdout
     rows = json.loads(out.read_text())
-    assert [r["model"] for r in rows] == [f"yolov8n-convmixer{s}" for s in ("", "-seg", "-pose", "-obb", "-cls")]
+    expected = [f"{family}n-convmixer{TASK_SUFFIXES[t]}" for family, tasks in FAMILY_TASKS.items() for t in tasks]
+    assert [r["model"] for r in rows] == expected
     assert all(0.9 <= r["gflops_ratio"] <= 1.1 and r["params_ratio"] <= 1.0 for r in rows)
-    assert "| yolov8n-convmixer-seg |" in printed
+    assert "YOLO26\n\n| model |" in printed and "| yolo26n-convmixer-depth | depth |" in printed  # a table per family
 
 
 def test_init_gradients_show_the_plain_deep_stack_starving_all_but_its_stem():
