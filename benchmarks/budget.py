@@ -2,7 +2,7 @@
 
 Measured with the installed Ultralytics' own counters (``get_flops``: 640 px, classify 224 px), in one process.
 
-    python benchmarks/budget.py --write docs/budget.md   # the budget tables of the docs (builds ~50 models on CPU)
+    python benchmarks/budget.py --write docs/budget.md   # the budget tables of the docs (builds ~170 models on CPU)
     python benchmarks/budget.py --scales n               # print the tables of one scale
     python benchmarks/budget.py --designs                # backbone designs compared at the default budget
     python benchmarks/budget.py --json budget.json       # also write the numbers

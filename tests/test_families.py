@@ -154,3 +154,15 @@ def test_every_new_yaml_exports_and_the_export_computes_what_pytorch_does(fmt, n
         ops = {node.op_type for node in onnx.load(exported).graph.node}
         assert "Conv" in ops and "BatchNormalization" not in ops and not any(op.startswith("ConvMixer") for op in ops)
     assert_export_matches(exported, reference, torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize(
+    "task, error",
+    [("semantic", "Please supply a segment dataset, not a detect dataset"), ("depth", "missing depth map")],
+)
+def test_semantic_and_depth_models_on_detect_data_fail_before_any_epoch_naming_what_is_missing(coco8, tmp_path, task,
+                                                                                               error):  # fmt: skip
+    model = YOLO(f"yolo26n-convmixer{TASK_SUFFIXES[task]}.yaml")
+    with pytest.raises((ValueError, RuntimeError), match=error):
+        model.train(data=str(coco8), project=str(tmp_path), name="run", **TRAIN_ONE_EPOCH)
+    assert not (tmp_path / "run" / "results.csv").exists() and not (tmp_path / "run" / "weights" / "last.pt").exists()

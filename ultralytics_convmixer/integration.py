@@ -36,7 +36,7 @@ import torch
 from . import modules as cm
 from .classify_data import classify_root, warn_if_names_differ
 from .dwconv import DepthwiseConv2d
-from .planner import PLUGIN_MODULES, Planner
+from .planner import PLUGIN_MODULES, Planner, check_release
 from .resources import dataset_yaml, model_yaml, unscaled_name
 
 SUPPORTED = "ultralytics>=8.3.253,<=8.4.190"
@@ -187,12 +187,16 @@ def _yaml_model_load(original: Callable, path):
     packaged = model_yaml(name.name)
     local = name.exists() or (name.parent / unscaled_name(name.name)).exists()
     if packaged is None or local or name.parent != Path("."):  # a path names that file, found or not (as stock)
-        return original(path)
-    from ultralytics.utils import YAML
+        d = original(path)
+    else:
+        from ultralytics.utils import YAML
 
-    d = YAML.load(packaged)
-    d["scale"] = tasks.guess_model_scale(name)
-    d["yaml_file"] = str(packaged.with_name(name.name))
+        d = YAML.load(packaged)
+        d["scale"] = tasks.guess_model_scale(name)
+        d["yaml_file"] = str(packaged.with_name(name.name))
+    # Before Ultralytics guesses the task from the head: an older release knows no YOLO26 head and would fail there
+    # with "does not support '_new' mode for 'None' task" instead.
+    check_release(d, d.get("yaml_file", str(path)))
     return d
 
 

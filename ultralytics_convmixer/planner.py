@@ -88,6 +88,30 @@ def _release(version: str) -> tuple:
     return tuple(int(x) for x in version.split(".")[:3] if x.isdigit())
 
 
+def check_release(d: dict, file: str) -> None:
+    """Fail with the Ultralytics release a model dict's keys or modules need, where the installed one is older.
+
+    Args:
+        d (dict): The model dict (a parsed model YAML).
+        file (str): Its file, for the message.
+
+    Raises:
+        PlanError: Naming the file, the key or layer, the release it needs and the installed one.
+    """
+    from ultralytics import __version__
+
+    rows = [row for row in d.get("backbone", []) + d.get("head", []) if isinstance(row, (list, tuple)) and len(row) > 2]
+    needs = [(key, f"'{key}:'") for key in d if key in ULTRALYTICS_SINCE]
+    needs += [(row[2], f"layer {i} ({row[2]})") for i, row in enumerate(rows) if row[2] in ULTRALYTICS_SINCE]
+    for name, what in needs:
+        since, feature = ULTRALYTICS_SINCE[name]
+        if _release(__version__) < _release(since):
+            raise PlanError(
+                f"{file}: {what} needs Ultralytics {since} or newer ({feature}); this is Ultralytics {__version__}: "
+                f"pip install -U 'ultralytics>={since}'"
+            )
+
+
 def _literal(a):
     """Evaluate a YAML string argument the way parse_model does for literals, leaving names such as ``gelu`` alone."""
     if isinstance(a, str):
@@ -116,7 +140,7 @@ class Planner:
         self.table: Dict[str, str] = {}
         self.channels: List[Any] = []  # output channels per layer: int, list (multi-output backbone) or None
         self.written_levels: Dict[int, list] = {}  # ConvMixerBackbone layer -> its channels as the YAML writes them
-        self._check_release(d)
+        check_release(d, self.file)
         for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):
             inputs = [ch_in] if i == 0 else self.channels
             self._check_module_name(i, m)
@@ -137,22 +161,6 @@ class Planner:
             scale = scale or next(iter(scales))
             depth, width, max_channels = scales[scale]
         return scale, depth, width, max_channels
-
-    def _check_release(self, d: dict) -> None:
-        """Fail with the Ultralytics release a YAML's keys or modules need, where the installed one is older."""
-        from ultralytics import __version__
-
-        installed = _release(__version__)
-        rows = d["backbone"] + d["head"]
-        needs = [(key, f"'{key}:'") for key in d if key in ULTRALYTICS_SINCE]
-        needs += [(row[2], f"layer {i} ({row[2]})") for i, row in enumerate(rows) if row[2] in ULTRALYTICS_SINCE]
-        for name, what in needs:
-            since, feature = ULTRALYTICS_SINCE[name]
-            if installed < _release(since):
-                raise PlanError(
-                    f"{self.file}: {what} needs Ultralytics {since} or newer ({feature}); this is Ultralytics "
-                    f"{__version__}: pip install -U 'ultralytics>={since}'"
-                )
 
     def _where(self, i: int, m: str) -> str:
         return f"{self.file}: layer {i} ({m})"
