@@ -181,7 +181,7 @@ def test_mirror_maps_keypoints_by_flip_idx(cls):
         b = shapes._Object(cls, unit, size, -theta, np.array([n - 1 - centre[0], centre[1]]))
         mirror = a.kpts * [-1, 1] + [n - 1, 0]
         np.testing.assert_allclose(mirror[list(FLIP_IDX)], b.kpts, atol=1e-6)
-        mask_a, mask_b = shapes._poly_mask(a.poly, n), shapes._poly_mask(b.poly, n)
+        mask_a, mask_b = shapes.poly_mask(a.poly, n), shapes.poly_mask(b.poly, n)
         k = np.ones((3, 3), np.uint8)  # same picture, mirrored, up to boundary pixels:
         assert (mask_a[:, ::-1] <= cv2.dilate(mask_b, k)).all() and (cv2.erode(mask_b, k) <= mask_a[:, ::-1]).all()
 
@@ -203,7 +203,7 @@ def test_segment_polygons_match_visible_masks():
     for i in range(30):
         _, objects, covers = shapes._scene("segment", np.random.default_rng([1, 0, i]), IMGSZ)
         for obj, cover in zip(objects, covers):
-            visible = shapes._poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover
+            visible = shapes.poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover
             poly = shapes_labels._visible_polygon(visible)
             if poly is not None and visible.sum() >= 150:
                 drawn = np.zeros((IMGSZ, IMGSZ), np.uint8)
@@ -280,7 +280,7 @@ def test_semantic_masks_hold_the_class_of_the_visible_shape_and_background_elsew
         expected = np.full((IMGSZ, IMGSZ), BACKGROUND, np.uint8)
         rows = shapes_labels._label_rows("detect", objects, covers, IMGSZ)
         for obj, cover in zip(objects, covers):
-            visible = shapes._poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover  # the mask the painter filled, uncovered
+            visible = shapes.poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover  # the mask the painter filled, uncovered
             expected[visible] = obj.cls if shapes_labels._labelled(obj, visible.astype(np.uint8)) else 255
         np.testing.assert_array_equal(mask, expected)  # clutter drawn over a shape is background too
         assert labelled == len(rows)  # the shapes labelled are those the detect set labels
@@ -330,7 +330,7 @@ def test_nearer_shapes_occlude_farther_ones_on_a_tilted_background_plane():
         _, objects, _ = shapes._scene("depth", rng, IMGSZ)
         plane = shapes_labels._plane(copy.deepcopy(rng), IMGSZ)  # the depth map's first draws
         depth = shapes_labels.depth_map(objects, rng, IMGSZ) / 1000
-        regions = [shapes._poly_mask(o.poly, IMGSZ).astype(bool) for o in objects]
+        regions = [shapes.poly_mask(o.poly, IMGSZ).astype(bool) for o in objects]
         top = np.full((IMGSZ, IMGSZ), -1)  # per pixel the shape painted last there
         for j, region in enumerate(regions):
             top[region] = j

@@ -53,7 +53,7 @@ import cv2
 import numpy as np
 
 from .resources import TASKS
-from .shapes_labels import DEPTH_SCALE, IGNORE, LABEL_DIRS, _poly_mask, write_labels
+from .shapes_labels import DEPTH_SCALE, IGNORE, LABEL_DIRS, poly_mask, write_labels
 
 CLASSES = (  # alphabetical, so that the classify folders sort into the same indices
     "arrow",
@@ -326,7 +326,7 @@ def _render(layers: list, rng: np.random.Generator, n: int) -> tuple[np.ndarray,
         (tuple): The uint8 BGR image and, per layer, the bool mask of the pixels that later layers cover.
     """
     img = _background(rng, n)
-    masks = [_poly_mask(x.poly, n) if isinstance(x, _Object) else x for x in layers]
+    masks = [poly_mask(x.poly, n) if isinstance(x, _Object) else x for x in layers]
     for mask in masks:
         _fill(img, mask, rng)
     img += _noise(rng, img.shape) * rng.uniform(0, 12)
@@ -410,8 +410,8 @@ def _write_dataset(folder: Path, settings: dict[str, Any], workers: int) -> None
     """Render every image and label of ``settings`` into the new ``folder``, then its manifest, last."""
     task, preset = settings["task"], PRESETS[settings["preset"]]
     n_train, n_val = settings["n_train"], settings["n_val"]
+    dirs = ("images", LABEL_DIRS.get(task, "labels"))  # <dir>/<split>/<index>.jpg and its label file
     for split in SPLITS:
-        dirs = ("images", LABEL_DIRS.get(task, "labels"))  # <dir>/<split>/<index>.jpg and its label file
         subdirs = [Path(split, c) for c in preset.classes] if task == "classify" else [Path(x, split) for x in dirs]
         for d in subdirs:
             (folder / d).mkdir(parents=True)
@@ -468,8 +468,7 @@ def generate(
     if min(n_train, n_val, seed) < 0 or imgsz < 32:
         raise ValueError("n_train, n_val and seed must be >= 0 and imgsz >= 32")
     root = Path(root).expanduser().resolve()
-    settings = {"task": task, "n_train": n_train, "n_val": n_val, "imgsz": imgsz, "seed": seed, "preset": preset}
-    settings["version"] = VERSION
+    settings = dict(task=task, n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, preset=preset, version=VERSION)
 
     if _matches(root, settings):
         return root

@@ -38,7 +38,16 @@ PLATE_GAP_M = 0.25  # least depth step from a shape to the next one painted, so 
 LABEL_DIRS = {"semantic": "masks", "depth": "depth"}  # the others: labels/<split>/<index>.txt
 
 
-def _poly_mask(poly: np.ndarray, n: int) -> np.ndarray:
+def poly_mask(poly: np.ndarray, n: int) -> np.ndarray:
+    """Rasterise a pixel polygon to an (n, n) uint8 0/1 mask, as the painter fills a shape (1/16 pixel precision).
+
+    Args:
+        poly (np.ndarray): (N, 2) outline in pixels.
+        n (int): Image side in pixels.
+
+    Returns:
+        (np.ndarray): The mask.
+    """
     mask = np.zeros((n, n), np.uint8)
     cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     return mask
@@ -98,7 +107,7 @@ def _label_rows(task: str, objects: list[_Object], covers: list[np.ndarray], n: 
     """Return the label rows of one image in the Ultralytics format of ``task``."""
     rows = []
     for obj, cover in zip(objects, covers):
-        visible = _poly_mask(obj.poly, n) & ~cover  # uint8 0/1
+        visible = poly_mask(obj.poly, n) & ~cover  # uint8 0/1
         if not _labelled(obj, visible):
             continue  # (almost) hidden: no label
         if task == "obb":
@@ -136,7 +145,7 @@ def semantic_mask(objects: list[_Object], covers: list[np.ndarray], n: int, back
     """
     mask, labelled = np.full((n, n), background, np.uint8), 0
     for obj, cover in zip(objects, covers):
-        visible = _poly_mask(obj.poly, n) & ~cover  # visible masks of one scene never overlap
+        visible = poly_mask(obj.poly, n) & ~cover  # visible masks of one scene never overlap
         seen = _labelled(obj, visible)
         mask[visible.astype(bool)] = obj.cls if seen else IGNORE
         labelled += seen
@@ -166,7 +175,7 @@ def depth_map(objects: list[_Object], rng: np.random.Generator, n: int) -> np.nd
     depth, k = _plane(rng, n), len(objects)
     far_to_near = np.sort(rng.uniform(PLATE_M[0], PLATE_M[1] - PLATE_GAP_M * max(k - 1, 0), k))[::-1]
     for obj, z in zip(objects, far_to_near + PLATE_GAP_M * np.arange(k)[::-1]):
-        depth[_poly_mask(obj.poly, n).astype(bool)] = z  # later shapes paint over earlier ones: the nearest shows
+        depth[poly_mask(obj.poly, n).astype(bool)] = z  # later shapes paint over earlier ones: the nearest shows
     return np.round(depth * DEPTH_SCALE).astype(np.uint16)
 
 
