@@ -32,8 +32,9 @@ import torch
 import yaml
 from torch import nn
 
-from ultralytics_convmixer import modules as cm
-from ultralytics_convmixer import planner
+from ultralytics_convmixer.integration import planner
+from ultralytics_convmixer.nn import modules as cm
+from ultralytics_convmixer.nn.options import ORDERS
 
 SCREENING_ARGS = dict(
     data="shapes-detect.yaml", epochs=30, imgsz=160, fraction=0.25, batch=16, workers=1, device="cpu", seed=0
@@ -83,7 +84,7 @@ def _with_drop_path(layer: cm.ConvNormAct, x: torch.Tensor, residual: Optional[t
     """``layer(x, residual)`` with this variant's drop path on the residual branch."""
     if residual is None:
         return layer(x)
-    if layer.order == cm.ADD_BEFORE_ACT:
+    if layer.add_before_act:
         return layer.act(residual + _drop_path(layer.bn(layer.conv(x)), training))
     return residual + _drop_path(layer(x), training)
 
@@ -127,7 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="model YAML, e.g. yolov8n-convmixer.yaml or benchmarks/ablations/yolov8n-...")
     parser.add_argument("--init-std", type=float, help="truncated-normal init std (0: PyTorch's default init)")
-    parser.add_argument("--order", choices=cm.ORDERS, help="BN/activation order in blocks and patch embeddings")
+    parser.add_argument("--order", choices=ORDERS, help="BN/activation order in blocks and patch embeddings")
     parser.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate of each block branch")
     parser.add_argument("train_args", nargs="*", help="Ultralytics train arguments as key=value")
     args = parser.parse_intermixed_args()  # options may follow the key=value arguments, as in the docstring

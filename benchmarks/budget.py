@@ -24,7 +24,7 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils.torch_utils import get_flops
 
-from ultralytics_convmixer.resources import FAMILY_TASKS, TASK_SUFFIXES
+from ultralytics_convmixer.integration.resources import FAMILY_TASKS, TASK_SUFFIXES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import markdown_table, write_json  # noqa: E402

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 import ultralytics_convmixer  # noqa: F401 - registers the plugin modules
-from ultralytics_convmixer.modules import ConvMixerBlock
+from ultralytics_convmixer.nn.modules import ConvMixerBlock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import markdown_table  # noqa: E402

@@ -40,19 +40,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers b
 
 from common import markdown_table, write_json  # noqa: E402
 
-from ultralytics_convmixer import dwconv  # noqa: E402
-from ultralytics_convmixer.dwconv import (  # noqa: E402
+from ultralytics_convmixer.nn import dwconv, dwconv_tiling  # noqa: E402
+from ultralytics_convmixer.nn.dwconv import (  # noqa: E402
     DepthwiseConv2d,
     depthwise_conv2d_triton,
     fast_path_reason,
     take_triton_failure,
 )
+from ultralytics_convmixer.nn.dwconv_check import ERRORS, TOLERANCE, check_case, make_inputs, relative_error  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 GPU_SHAPES = [(32, 64, 160, 160), (32, 128, 80, 80), (32, 256, 40, 40), (32, 512, 20, 20)]
 CPU_SHAPES = [(2, 16, 24, 24), (2, 32, 12, 12)]
 CPU_KS = [7, 9]
-TOLERANCE = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -113,19 +113,6 @@ def measure_bandwidth(device: torch.device) -> float:
     return 2 * n / (ms * 1e-3) / 1e9
 
 
-def make_inputs(shape, k, dtype, device, channels_last, requires_grad=True, seed=0):
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    n, c, h, w = shape
-    x = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    weight = (torch.randn(c, 1, k, k, generator=gen) / k).to(device=device, dtype=dtype)
-    bias = torch.randn(c, generator=gen).to(device=device, dtype=dtype)
-    grad = torch.randn(n, c, h, w, generator=gen).to(device=device, dtype=dtype)
-    grad = grad.contiguous(memory_format=torch.channels_last) if channels_last else grad
-    return [t.requires_grad_(requires_grad) for t in (x, weight, bias)], grad
-
-
 def cudnn_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
 
@@ -150,7 +137,8 @@ def fwd_only(conv, inputs) -> Callable[[], None]:
 def bench_row(shape, k, layout, args, device, bandwidth_gbps, cudnn_k7: Dict[tuple, float]) -> dict:
     """Time one (shape, k) for cuDNN (or nn.Conv2d on CPU) and ours; return one result row."""
     dtype, channels_last = DTYPES[args.dtype], layout == "channels_last"
-    inputs, grad = make_inputs(shape, k, dtype, device, channels_last)
+    x, weight, bias, grad = make_inputs(shape, k, dtype, device, channels_last)
+    inputs = [t.requires_grad_() for t in (x, weight, bias)]
     module = DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
     row = {"shape": list(shape), "k": k, "dtype": args.dtype, "layout": layout}
     row["fast_path_reason"] = fast_path_reason(inputs[0], module)
@@ -189,55 +177,18 @@ def triton_kernels():
     return dwconv_triton
 
 
-def check_case(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, device: torch.device) -> dict:
-    """``check_one``, failed if the Triton kernels failed in it.
+def checked(use_triton: bool, shape, k: int, dtype: torch.dtype, channels_last: bool, device: torch.device) -> dict:
+    """``check_case`` (twice, for determinism) of the kernels or the module, failed if the Triton kernels failed in it.
 
     Each case takes its own failure (``take_triton_failure``), so that one exotic case does not leave every later one
     on the ``nn.Conv2d`` fallback.
     """
-    row = check_one(conv, shape, k, dtype, channels_last, device)
+    conv = depthwise_conv2d_triton if use_triton else DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
+    row = check_case(shape, k, dtype, channels_last, device, conv=conv, seed=k, repeat=True)
     failure = take_triton_failure()
     if failure is not None:
         row.update(ok=False, triton_failure=failure)
     return row
-
-
-def check_one(conv, shape, k: int, dtype: torch.dtype, channels_last: bool, device: torch.device) -> dict:
-    """Relative errors of one convolution's value and gradients against float64, plus determinism and layout."""
-    (x, weight, bias), grad = make_inputs(shape, k, dtype, device, channels_last, seed=k)
-    ref = [t.detach().double().requires_grad_() for t in (x, weight, bias)]
-    y_ref = cudnn_conv(*ref)
-    y_ref.backward(grad.double())
-    if conv is DepthwiseConv2d:  # the module (the nn.Conv2d fallback on CPU)
-        module = DepthwiseConv2d(shape[1], k).to(device=device, dtype=dtype)
-        with torch.no_grad():
-            module.weight.copy_(weight)
-            module.bias.copy_(bias)
-        conv = lambda x_, w_, b_: module(x_)  # noqa: E731
-        weight, bias = module.weight, module.bias
-    y = conv(x, weight, bias)
-    y.backward(grad)
-    got = [y.detach(), x.grad, weight.grad, bias.grad]
-    for t in (x, weight, bias):
-        t.grad = None  # the second call must not accumulate into the tensors in ``got``
-    conv(x, weight, bias).backward(grad)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    row = {"shape": list(shape), "k": k, "dtype": str(dtype).split(".")[-1], "channels_last": channels_last}
-    for key, a, b in zip(("y", "grad_x", "grad_w", "grad_b"), got, [y_ref.detach(), *(t.grad for t in ref)]):
-        row[key] = relative_error(a, b)
-    row["deterministic"] = torch.equal(got[2], weight.grad) and torch.equal(got[3], bias.grad)
-    row["layout_ok"] = y.is_contiguous(memory_format=layout) and got[1].is_contiguous(memory_format=layout)
-    row["ok"] = row["deterministic"] and row["layout_ok"] and max(row[key] for key in ERR_KEYS) <= TOLERANCE[dtype]
-    return row
-
-
-ERR_KEYS = ("y", "grad_x", "grad_w", "grad_b")
-
-
-def relative_error(a: torch.Tensor, ref: torch.Tensor) -> float:
-    """Largest absolute difference over the largest magnitude of ``ref``, in float64."""
-    ref = ref.double()
-    return ((a.double() - ref).abs().max() / ref.abs().max()).item()
 
 
 def check_all(device: torch.device, ks: Sequence[int]) -> dict:
@@ -247,7 +198,6 @@ def check_all(device: torch.device, ks: Sequence[int]) -> dict:
     variants); every config is then checked once, at k = 9 in fp16 with C a multiple of 16 (vectorised loads).
     """
     use_triton = device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
-    conv = depthwise_conv2d_triton if use_triton else DepthwiseConv2d
     shape = (2, 24, 23, 29) if device.type == "cuda" else (2, 5, 9, 7)  # odd sizes, C not a multiple of 16
     results = []
     kernels = triton_kernels() if use_triton else None
@@ -260,13 +210,13 @@ def check_all(device: torch.device, ks: Sequence[int]) -> dict:
         for k in ks:
             for dtype in DTYPES.values():
                 for channels_last in (False, True):
-                    results.append(check_case(conv, shape, k, dtype, channels_last, device))
+                    results.append(checked(use_triton, shape, k, dtype, channels_last, device))
         if use_triton and 9 in ks:
             config_shape = (2, 32, 21, 27) if device.type == "cuda" else (1, 16, 7, 9)
             for name, configs in all_configs.items():
                 for config in configs:
                     forced[name] = kernels.config_meta(config)
-                    row = check_case(conv, config_shape, 9, torch.float16, name != "fwd_nchw", device)
+                    row = checked(use_triton, config_shape, 9, torch.float16, name != "fwd_nchw", device)
                     results.append({**row, "config": f"{name}: {config}"})
                 forced[name] = kernels.config_meta(configs[0])
     finally:
@@ -288,7 +238,7 @@ def check_all(device: torch.device, ks: Sequence[int]) -> dict:
         if not dispatch["compile"]["ok"]:
             failures.append({"compile": dispatch["compile"]})
     max_err = {
-        name: max((max(r[key] for key in ERR_KEYS) for r in results if r["dtype"] == name), default=None)
+        name: max((max(r[key] for key in ERRORS if key in r) for r in results if r["dtype"] == name), default=None)
         for name in ("float32", "float16", "bfloat16")
     }
     path = "triton" if use_triton else "nn.Conv2d fallback"
@@ -477,8 +427,8 @@ def compile_report(ks: Sequence[int], dtype: str) -> List[dict]:
     rows = []
     largest_plane = max(h * w for _, _, h, w in GPU_SHAPES)
     for k in ks:
-        kk_pad = dwconv.next_pow2(k * k)
-        block = dwconv.wgrad_nchw_block(k, largest_plane)  # as weight_grad tiles the benchmark's largest plane
+        kk_pad = dwconv_tiling.next_pow2(k * k)
+        block = dwconv_tiling.wgrad_nchw_block(k, largest_plane)  # as weight_grad tiles the benchmark's largest plane
         variants = [
             (fn, name, {**c.kwargs}, c.num_warps)
             for name, fn in kernels.RAW_KERNELS.items()

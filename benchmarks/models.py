@@ -35,7 +35,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG_DICT, IterableSimpleNamespace
 from ultralytics.utils.torch_utils import init_seeds
 
-from ultralytics_convmixer.timing import export_onnx, interleaved_medians, median_ms, onnx_session, onnx_step
+from ultralytics_convmixer.compare.timing import export_onnx, interleaved_medians, median_ms, onnx_session, onnx_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import write_json  # noqa: E402

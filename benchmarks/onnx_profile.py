@@ -26,7 +26,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import onnx
 from ultralytics import YOLO
 
-from ultralytics_convmixer.timing import export_onnx, interleaved_medians, onnx_session, onnx_step
+from ultralytics_convmixer.compare.timing import export_onnx, interleaved_medians, onnx_session, onnx_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules: shared helpers, models.py's naming
 from common import markdown_table, write_json  # noqa: E402

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ultralytics_convmixer.patch_resize import RESIZE_METHODS
-from ultralytics_convmixer.timm_import import build_trunk, read_source
+from ultralytics_convmixer.pretrained.patch_resize import RESIZE_METHODS
+from ultralytics_convmixer.pretrained.timm_import import build_trunk, read_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import markdown_table, write_json  # noqa: E402

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 import yaml
 from timm.models.convmixer import ConvMixer
 
-from ultralytics_convmixer.resources import dataset_yaml
-from ultralytics_convmixer.shapes import generate
-from ultralytics_convmixer.timm_source import IMAGENET_MEAN, IMAGENET_STD
+from ultralytics_convmixer.data.shapes import generate
+from ultralytics_convmixer.integration.resources import dataset_yaml
+from ultralytics_convmixer.pretrained.timm_source import IMAGENET_MEAN, IMAGENET_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import write_json  # noqa: E402

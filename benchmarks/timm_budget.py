@@ -18,9 +18,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import timm
 from ultralytics.utils.torch_utils import get_flops
 
-from ultralytics_convmixer.integration import build_model
-from ultralytics_convmixer.resources import TASK_SUFFIXES
-from ultralytics_convmixer.timm_import import IMPORT_TASKS, import_timm
+from ultralytics_convmixer.integration.checkpoints import build_model
+from ultralytics_convmixer.integration.resources import TASK_SUFFIXES
+from ultralytics_convmixer.pretrained.timm_import import IMPORT_TASKS, import_timm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from common import markdown_table, write_json  # noqa: E402

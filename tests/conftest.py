@@ -10,6 +10,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -61,7 +62,7 @@ TRAIN_ONE_EPOCH = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plo
 
 def tiny_classify_data(tmp_path: Path) -> Path:
     """A small generated shapes-classify set (40 train, 20 val images at 64 px) and the data YAML that names it."""
-    from ultralytics_convmixer.shapes import generate
+    from ultralytics_convmixer.data.shapes import generate
 
     root = generate("classify", tmp_path / "shapes-classify", n_train=40, n_val=20, imgsz=64, seed=0)
     (tmp_path / "tiny-classify.yaml").write_text(f"path: {root}\ntrain: train\nval: val\n")
@@ -75,11 +76,54 @@ def last_epoch_metrics(run_dir: Path) -> dict:
     return {k.strip(): float(v) for k, v in rows[-1].items()}
 
 
-def train_killed_in_second_epoch(model, data: Path, project: Path, epochs: int) -> subprocess.CompletedProcess:
-    """Train ``model`` on ``data`` into ``<project>/killed`` in a child process that SIGKILLs itself in epoch 2.
+def run(args, env: Optional[dict] = None, timeout: float = 600, cwd=None, check: bool = False):
+    """Run a child process with the test environment, updated by ``env`` (a None value unsets a variable).
 
-    No clean shutdown, as a killed job: ``last.pt`` and results.csv hold the first epoch. Returns the child process
-    (return code -9 when it was killed).
+    Output is captured as text; with ``check`` a failure fails the test, showing the end of the child's output.
+    """
+    child_env = {**os.environ, **(env or {})}
+    child_env = {k: v for k, v in child_env.items() if v is not None}
+    args = [str(a) for a in args]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=child_env)
+    if check:
+        assert result.returncode == 0, f"{args[:4]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def run_python(code: str, *argv, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``code`` (dedented) in a fresh interpreter, which sees the plugin only through its start-up hook.
+
+    ``argv`` becomes ``sys.argv[1:]``; ``kwargs`` are :func:`run`'s.
+    """
+    return run([sys.executable, "-c", textwrap.dedent(code), *argv], **kwargs)
+
+
+def cli_command(*argv) -> list:
+    """The command line that runs ``ultralytics-convmixer argv`` in a fresh interpreter of this environment."""
+    return [sys.executable, "-m", "ultralytics_convmixer.cli", *(str(a) for a in argv)]
+
+
+def csv_rows(out: Path, report: str = "compare") -> list:
+    """The rows of ``<out>/<report>.csv``, as ``compare`` writes them (``compare`` or ``profile``)."""
+    with open(out / f"{report}.csv", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def yolo_cli(*args, **kwargs) -> subprocess.CompletedProcess:
+    """Run the stock ``yolo`` command of this environment with ``args``; ``kwargs`` are :func:`run`'s."""
+    return run([Path(sys.executable).with_name("yolo"), *args], **kwargs)
+
+
+def kill_and_resume(model, data: Path, project: Path, epochs: int, resume_with_cli: bool = True) -> str:
+    """Train ``model`` into ``<project>/killed``, SIGKILL the training in its second epoch, then resume it to the end.
+
+    The training runs in a child process that kills itself as a job is killed (no clean shutdown): ``last.pt`` and
+    results.csv hold the first epoch. It is resumed by ``yolo train resume model=last.pt`` (or, without
+    ``resume_with_cli``, ``YOLO(last.pt).train(resume=True)``) in a fresh process. Asserts that the kill came after
+    one finished epoch, and that the resumed run says so and finishes every epoch.
+
+    Returns:
+        (str): The killed training's output (stdout, then stderr).
     """
     code = f"""
         import os, signal
@@ -92,7 +136,17 @@ def train_killed_in_second_epoch(model, data: Path, project: Path, epochs: int) 
         model.train(data={str(data)!r}, epochs={epochs}, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
                     project={str(project)!r}, name="killed")
         """
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600)
+    killed = run_python(code)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert last_epoch_metrics(project / "killed")["epoch"] == 1  # one epoch finished before the kill
+    last = project / "killed" / "weights" / "last.pt"
+    if resume_with_cli:
+        resumed = yolo_cli("train", "resume", f"model={last}", check=True)
+    else:
+        resumed = run_python(f"from ultralytics import YOLO; YOLO({str(last)!r}).train(resume=True)", check=True)
+    assert "Resuming training" in resumed.stdout + resumed.stderr
+    assert last_epoch_metrics(project / "killed")["epoch"] == epochs
+    return killed.stdout + killed.stderr
 
 
 @contextlib.contextmanager
@@ -107,64 +161,6 @@ def ultralytics_log(level: int = logging.NOTSET):
         yield messages
     finally:
         logger.removeHandler(handler)
-
-
-def with_running_statistics(module):
-    """Give every BatchNorm non-trivial statistics and affine parameters, so folding them is a real test; eval mode."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-            c = bn.num_features
-            bn.running_mean.copy_(torch.randn(c, generator=generator))
-            bn.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-            bn.weight.copy_(torch.randn(c, generator=generator))
-            bn.bias.copy_(torch.randn(c, generator=generator))
-    return module.eval()
-
-
-def output_tensors(output):
-    """Every tensor of a model's output, depth first (heads return nested tuples, lists and, from 8.4, dicts)."""
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        yield output
-    elif isinstance(output, dict):
-        for value in output.values():
-            yield from output_tensors(value)
-    elif isinstance(output, (list, tuple)):
-        for value in output:
-            yield from output_tensors(value)
-
-
-def assert_export_matches(exported, reference, x) -> None:
-    """Assert that an exported ONNX or TorchScript file computes what the PyTorch ``reference`` model computes on ``x``.
-
-    Each exported output is matched to PyTorch's output of the same shape and compared channel by channel (axis 1
-    mixes box pixels, scores and keypoints): within 1e-4 of each channel's range, and at least 1e-6, since ONNX
-    Runtime's sigmoid is approximate for the ~1e-5 class scores of an untrained head (stock yolov8n.yaml differs by
-    1e-3 of their range too).
-    """
-    import numpy as np
-    import torch
-
-    with torch.no_grad():
-        expected = [t.numpy() for t in output_tensors(reference(x))]
-    if str(exported).endswith(".onnx"):
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    else:
-        got = [t.numpy() for t in output_tensors(torch.jit.load(exported)(x))]
-    assert got, f"{exported} returned no output"
-    for out in got:
-        match = [e for e in expected if e.shape == out.shape]
-        assert match, f"{exported}: output of shape {out.shape} not among PyTorch's {[e.shape for e in expected]}"
-        scale = np.abs(match[0]).max(axis=tuple(i for i in range(out.ndim) if i != 1), keepdims=True)
-        worst = float((np.abs(out - match[0]) / (1e-4 * scale + 1e-6)).max())
-        assert worst <= 1, f"{exported}: output {out.shape} differs from PyTorch's by {worst:.2f}x the tolerance"
 
 
 @pytest.fixture(scope="session")

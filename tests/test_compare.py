@@ -1,200 +1,24 @@
-"""The ``ultralytics-convmixer compare`` and ``datasets`` commands: a tiny real run on CPU, resume, errors."""
-
-import os
-
-os.environ.setdefault("YOLO_OFFLINE", "1")
+"""The ``ultralytics-convmixer compare`` command: its input errors, profiling, data checks, state and reports."""
 
 import contextlib
 import csv
 import io
 import json
+import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from ultralytics_convmixer.cli import main
 
-from conftest import real_dataset
-
-TINY = ["imgsz=64", "epochs=1", "batch=2", "workers=0", "fraction=0.5", "plots=False", "--latency-runs", "2"]
-NUMERIC = ["params", "gflops", "mAP50(B)", "mAP50-95(B)", "s_per_epoch", "peak_rss_mb"]
-NUMERIC += ["pt_b1_ms", "pt_b32_ms", "onnx_b1_ms", "onnx_b32_ms"]
-
-
-def _csv_rows(out, report="compare"):
-    with open(out / f"{report}.csv", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+from conftest import csv_rows, real_dataset
 
 
 def _error(capsys, argv):
     """Run main(argv); return its exit code and its stderr (one line expected)."""
     code = main(argv)
     return code, capsys.readouterr().err.strip()
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# A tiny real comparison on CPU: train, report, resume
-# ----------------------------------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_compare_trains_reports_and_resumes(tmp_path_factory, tmp_path, capsys):
-    data = real_dataset(tmp_path_factory, "coco8")
-    out = tmp_path / "cmp"
-    argv = ["compare", "--data", str(data), "--out", str(out), *TINY, "--batches", "1,32"]  # b32 too, on CPU
-
-    assert main(argv) == 0
-    text = capsys.readouterr().out
-    table = (out / "compare.md").read_text(encoding="utf-8")
-    for name in ("yolov8n", "yolov8n-convmixer"):
-        assert f"| {name} |" in table
-        assert (out / "runs" / name / "weights" / "best.pt").is_file()  # runs are findable under <out>/runs/<name>
-        state = json.loads((out / "state" / f"{name}.json").read_text(encoding="utf-8"))
-        assert state["status"] == "done" and state["config"]["args"]["seed"] == 0
-        assert state["config"]["args"]["deterministic"] is True
-    assert "mAP50-95(B)" in table and "PyTorch b32 (ms)" in table and "ONNX b1 (ms)" in table
-    assert table.splitlines()[0] in text  # the table is printed too
-    for path in ("compare.md", "compare.csv", "compare.png"):
-        assert str(out / path) in text
-    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    rows = _csv_rows(out)
-    assert [r["model"] for r in rows] == ["yolov8n", "yolov8n-convmixer"]
-    for row in rows:
-        for key in NUMERIC:
-            float(row[key])  # every measured column is a number
-        assert int(row["params"]) > 1_000_000 and float(row["pt_b1_ms"]) > 0
-        assert row["onnx_provider"] == "CPUExecutionProvider" and row["device"] == "cpu"
-
-    # The same command again: both trainings are skipped, the reports are written again.
-    (out / "compare.csv").unlink()
-    assert main(argv) == 0
-    text = capsys.readouterr().out
-    assert text.count("already trained with these settings") == 2 and "training yolov8n" not in text
-    assert len(_csv_rows(out)) == 2
-
-    # An interrupted comparison: only the unfinished model is trained again.
-    state_file = out / "state" / "yolov8n-convmixer.json"
-    state = json.loads(state_file.read_text(encoding="utf-8"))
-    state_file.write_text(json.dumps({"status": "training", "config": state["config"]}), encoding="utf-8")
-    assert main(argv) == 0
-    text = capsys.readouterr().out
-    assert "yolov8n: already trained" in text
-    assert "yolov8n-convmixer: previous training did not finish" in text
-    assert "yolov8n-convmixer: training yolov8n-convmixer.yaml" in text
-    (kept,) = (out / "runs").glob("yolov8n-convmixer.previous-*")  # the run it replaced is set aside, not deleted
-    assert (kept / "weights" / "best.pt").is_file() and f"is kept as {kept}" in text
-
-
-def _kill_after_a_saved_epoch(proc: subprocess.Popen, last_pt, timeout: float = 600) -> None:
-    """Kill ``proc``'s process group once ``last_pt`` holds a complete checkpoint (stopped first, so it cannot be
-    caught half-written)."""
-    import torch
-
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if last_pt.is_file():
-            os.killpg(proc.pid, signal.SIGSTOP)
-            try:
-                torch.load(last_pt, map_location="cpu", weights_only=False)
-                break
-            except Exception:  # being written: let it finish
-                os.killpg(proc.pid, signal.SIGCONT)
-        time.sleep(0.05)
-    assert proc.poll() is None, "the training ended before it could be interrupted"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-@pytest.mark.slow
-def test_an_interrupted_training_resumes_from_its_last_saved_epoch(tmp_path_factory, tmp_path, capsys):
-    data = real_dataset(tmp_path_factory, "coco8")
-    out = tmp_path / "cmp"
-    argv = ["compare", "yolov8n-convmixer.yaml", "--data", str(data), "--out", str(out), *TINY, "epochs=6"]
-    run = out / "runs" / "yolov8n-convmixer"
-    code = "import sys; from ultralytics_convmixer.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, *argv], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _kill_after_a_saved_epoch(proc, run / "weights" / "last.pt")
-    rows_before = (run / "results.csv").read_text(encoding="utf-8").splitlines()
-    assert 2 <= len(rows_before) <= 6  # header + 1 to 5 epochs: interrupted mid-way
-
-    assert main(argv) == 0
-    text = capsys.readouterr().out
-    assert "yolov8n-convmixer: previous training did not finish" in text
-    assert f"yolov8n-convmixer: resuming the interrupted training from {run / 'weights' / 'last.pt'}" in text
-    state = json.loads((out / "state" / "yolov8n-convmixer.json").read_text(encoding="utf-8"))
-    assert state["status"] == "done" and state["train"]["epochs"] == 6
-    assert state["train"]["resumed_from_epoch"] >= 1
-    rows_after = (run / "results.csv").read_text(encoding="utf-8").splitlines()
-    assert rows_after[:2] == rows_before[:2]  # epoch 1 kept (its wall-clock time too): not trained from scratch
-    assert rows_after[-1].split(",")[0].strip() == "6"
-
-
-def _training_children(out) -> list:
-    """Pids of compare's training subprocesses for the output folder ``out`` (Linux: read from /proc)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "_train_child" in text and str(out) in text:
-            pids.append(int(cmdline.parent.name))
-    return pids
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads processes from /proc")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_killed_compare_leaves_no_training_running(tmp_path_factory, tmp_path, sig):
-    data = real_dataset(tmp_path_factory, "coco8")
-    out = tmp_path / "cmp"
-    argv = ["compare", "yolov8n.yaml", "--data", str(data), "--out", str(out), *TINY, "epochs=2000"]  # minutes
-    code = "import sys; from ultralytics_convmixer.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (out / "runs" / "yolov8n" / "weights" / "last.pt").is_file() and time.time() < deadline:
-        time.sleep(0.2)
-    children = _training_children(out)
-    assert len(children) == 1 and proc.poll() is None, "the training should be running"
-    proc.send_signal(sig)  # to compare only, as a job scheduler or `kill PID` would
-    proc.wait(timeout=60)
-    deadline = time.time() + 20
-    while _training_children(out) and time.time() < deadline:
-        time.sleep(0.2)
-    orphans = _training_children(out)
-    for pid in orphans:  # do not leave them running when the test fails
-        os.kill(pid, signal.SIGKILL)
-    assert not orphans, f"training {children} went on after compare got {sig.name}"
-    if sig == signal.SIGTERM:
-        assert proc.returncode == 130  # handled as an interruption: run the same command again to resume
-
-
-@pytest.mark.slow
-def test_compare_no_train_profiles_only_and_keeps_the_trained_report(tmp_path, capsys):
-    out = tmp_path / "profile"
-    out.mkdir()
-    (out / "compare.md").write_text("a finished comparison's report", encoding="utf-8")
-    # Default data: the packaged shapes-detect.yaml, read for its 13 classes but not generated.
-    argv = ["compare", "yolov8n.yaml", "--no-train", "yolov8n-convmixer.yaml", "--out", str(out), "imgsz=64"]
-    assert main([*argv, "--latency-runs", "2", "--batches", "32,1"]) == 0  # models, options and key=value in any order
-    assert ": training " not in capsys.readouterr().out
-    assert not (out / "runs").exists() and not (out / "state").exists()
-    rows = _csv_rows(out, "profile")
-    assert [r["model"] for r in rows] == ["yolov8n", "yolov8n-convmixer"]
-    for row in rows:
-        assert row["mAP50-95(B)"] == "" and row["s_per_epoch"] == "" and row["peak_rss_mb"] == ""
-        for key in ("params", "gflops", "pt_b1_ms", "pt_b32_ms", "onnx_b1_ms", "onnx_b32_ms"):
-            assert float(row[key]) > 0
-    assert 3_000_000 < int(rows[0]["params"]) < 3_100_000  # built for 13 classes (3.16M with the YAML's 80)
-    table = (out / "profile.md").read_text(encoding="utf-8")
-    assert (out / "profile.png").is_file() and re.search(r"\| yolov8n-convmixer \| \d\.\d\d \(0\.\d\d×\) \|", table)
-    assert (out / "compare.md").read_text(encoding="utf-8") == "a finished comparison's report"
-    assert not (out / "compare.csv").exists()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -232,7 +56,7 @@ def test_task_mismatch(tmp_path_factory, capsys):
 
 
 def test_a_model_yaml_with_a_bad_row_fails_before_any_model_trains(tmp_path, capsys):
-    from ultralytics_convmixer.resources import model_yaml
+    from ultralytics_convmixer.integration.resources import model_yaml
 
     bad = tmp_path / "bad-convmixer.yaml"  # an even kernel: only building the model finds it
     bad.write_text(model_yaml("yolov8n-convmixer.yaml").read_text().replace("[14, 9, 6], 3,", "[14, 9, 6], 4,"))
@@ -320,7 +144,7 @@ def test_a_cpu_profile_has_batch_1_latency_columns_only(cpu_profile):
     with open(out / "profile.csv", encoding="utf-8") as f:
         header = next(csv.reader(f))
     assert [c for c in header if c.endswith("_ms")] == ["pt_b1_ms", "onnx_b1_ms"]
-    for row in _csv_rows(out, "profile"):
+    for row in csv_rows(out, "profile"):
         assert float(row["pt_b1_ms"]) > 0 and float(row["onnx_b1_ms"]) > 0
     table = (out / "profile.md").read_text(encoding="utf-8")
     assert table.splitlines()[0].endswith("| PyTorch b1 (ms) | ONNX b1 (ms) |") and "b32" not in table
@@ -399,7 +223,7 @@ def test_an_edited_model_yaml_is_trained_again_on_resume(tmp_path, capsys):
 
     from ultralytics_convmixer.compare import ModelSpec
     from ultralytics_convmixer.compare.runs import load_done, run_config, state_path
-    from ultralytics_convmixer.resources import model_yaml
+    from ultralytics_convmixer.integration.resources import model_yaml
 
     yaml_file = tmp_path / "yolov8n-mine.yaml"
     yaml_file.write_text(model_yaml("yolov8-convmixer.yaml").read_text(encoding="utf-8"), encoding="utf-8")
@@ -522,7 +346,7 @@ def test_a_bare_folder_name_under_the_datasets_dir_is_a_classify_dataset(tmp_pat
 
 
 def test_latencies_are_timed_with_the_models_taking_turns():
-    from ultralytics_convmixer.timing import interleaved_medians
+    from ultralytics_convmixer.compare.timing import interleaved_medians
 
     calls = []
     step = lambda name: (lambda: calls.append(name), lambda: None)  # noqa: E731
@@ -556,44 +380,3 @@ def test_markdown_ratios_against_the_baseline():
     lines = markdown_table([base, other], "detect").splitlines()
     assert lines[2].startswith("| a | 2.00 | 4.00 |") and "×" not in lines[2]
     assert "| b | 3.00 (1.50×) | 2.00 (0.50×) |" in lines[3] and "| 0.250 |" in lines[3] and "15.0 (1.50×)" in lines[3]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# The console script and the datasets subcommand
-# ----------------------------------------------------------------------------------------------------------------------
-def test_console_script_help():
-    script = shutil.which("ultralytics-convmixer")
-    if script:  # the installed console script
-        r = subprocess.run([script, "--help"], capture_output=True)
-        assert r.returncode == 0 and b"compare" in r.stdout and b"datasets" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "ultralytics_convmixer.cli", "compare", "--help"], capture_output=True)
-    assert r.returncode == 0 and b"--no-train" in r.stdout and b"--latency-runs" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "ultralytics_convmixer.cli", "compare", "nope.yaml"], capture_output=True)
-    assert r.returncode == 2 and b"unknown model 'nope.yaml'" in r.stderr and b"Traceback" not in r.stderr
-
-
-def test_cli_import_is_cheap(tmp_path):
-    code = "import sys, ultralytics_convmixer.cli; print('torch' in sys.modules, 'ultralytics' in sys.modules)"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert r.stdout.split() == ["False", "False"]
-    # Nor does building the parser (--help, every argparse error) or reporting a user error found before the work.
-    missing = str(tmp_path / "missing" / "m.yaml")
-    code = (
-        "import sys; from ultralytics_convmixer import cli; cli._parser(); assert 'torch' not in sys.modules\n"
-        f"code = cli.main(['import-timm', 'm.pth', '--out', 'm.pt', '--yaml', {missing!r}])\n"
-        "assert code == 2 and 'torch' not in sys.modules, code"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert f"--yaml {missing}: folder {tmp_path / 'missing'} does not exist" in r.stderr
-
-
-def test_datasets_subcommand(tmp_path, capsys):
-    argv = ["datasets", "detect", "classify", "semantic", "depth", "--root", str(tmp_path), "--n-train", "3"]
-    assert main([*argv, "--n-val", "2", "--imgsz", "64", "--workers", "1"]) == 0
-    out = capsys.readouterr().out
-    assert f"shapes-detect: {tmp_path / 'shapes-detect'}" in out and f"shapes-depth: {tmp_path / 'shapes-depth'}" in out
-    assert len(list((tmp_path / "shapes-detect" / "images" / "train").iterdir())) == 3
-    assert len(list((tmp_path / "shapes-detect" / "labels" / "val").iterdir())) == 2
-    assert sum(1 for _ in (tmp_path / "shapes-classify" / "val").rglob("*.jpg")) == 2
-    assert [len(list(tmp_path.glob(f"shapes-{t}/*/val/*.png"))) for t in ("semantic", "depth")] == [2, 2]  # masks, maps

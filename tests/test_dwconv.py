@@ -1,29 +1,24 @@
-"""Tests of DepthwiseConv2d: exact nn.Conv2d fallback, dispatcher, export, and the Triton kernels on CPU.
+"""Tests of DepthwiseConv2d: the exact nn.Conv2d fallback, the dispatcher, export, and a failing Triton kernel.
 
-The Triton kernels are checked with Triton's interpreter (``TRITON_INTERPRET=1``) in a subprocess, so the variable
-does not leak into other tests; run this file directly to see the errors: ``TRITON_INTERPRET=1 python
-tests/test_dwconv.py``.
+The kernels themselves are checked under Triton's interpreter in ``test_dwconv_kernels.py``.
 """
 
 import copy
 import importlib.util
 import io
-import json
-import os
 import pickle
-import subprocess
-import sys
 import types
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
 from torch import nn
 
-from ultralytics_convmixer import dwconv
-from ultralytics_convmixer.dwconv import DepthwiseConv2d, fast_path_reason
+from ultralytics_convmixer.nn import dwconv, dwconv_tiling
+from ultralytics_convmixer.nn.dwconv import DepthwiseConv2d, fast_path_reason
+
+from conftest import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -116,10 +111,12 @@ def test_pickle_and_deepcopy():
 
 
 def test_import_does_not_import_triton():
-    code = "import sys, ultralytics_convmixer.dwconv as d; d.DepthwiseConv2d(4)(__import__('torch').zeros(1, 4, 9, 9))"
+    code = (
+        "import sys, ultralytics_convmixer.nn.dwconv as d; d.DepthwiseConv2d(4)(__import__('torch').zeros(1, 4, 9, 9))"
+    )
     code += "; assert 'triton' not in sys.modules, 'triton imported'"
-    code += "; assert 'ultralytics_convmixer.dwconv_triton' not in sys.modules, 'kernels imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code += "; assert 'ultralytics_convmixer.nn.dwconv_triton' not in sys.modules, 'kernels imported'"
+    run_python(code, check=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -195,7 +192,10 @@ def test_dispatcher_refuses_planes_with_more_pixel_tiles_than_a_grid_axis(monkey
     monkeypatch.setenv(dwconv.ENV_FAST_DWCONV, "all")
     # The NCHW kernels put a plane's pixel tiles on grid axis 1 (at most 65535): 256 pixels per forward program and
     # fewer per weight-gradient program the larger k is (32 at k = 13), so the largest plane shrinks with k.
-    assert min(block for _, block in dwconv.FWD_NCHW_CONFIGS) == 256 and dwconv.wgrad_nchw_block(13, 2**30) == 32
+    assert (
+        min(block for _, block in dwconv_tiling.FWD_NCHW_CONFIGS) == 256
+        and dwconv_tiling.wgrad_nchw_block(13, 2**30) == 32
+    )
     m = DepthwiseConv2d(1, k)
     assert fast_path_reason(FakeCudaTensor((1, 1, largest_side, largest_side)), m) is None
     reason = fast_path_reason(FakeCudaTensor((1, 1, largest_side + 1, largest_side + 1)), m)
@@ -227,7 +227,7 @@ def test_torchscript_script_and_trace():
 
 def test_torch_compile_traces_the_backbone_in_one_graph_with_eager_outputs_and_gradients():
     """Ultralytics' ``compile=True`` wraps the model in torch.compile: no graph break, same numbers as eager."""
-    from ultralytics_convmixer.modules import ConvMixerBackbone
+    from ultralytics_convmixer.nn.modules import ConvMixerBackbone
 
     torch._dynamo.reset()
     torch.manual_seed(0)
@@ -341,260 +341,3 @@ def test_out_of_memory_in_a_triton_kernel_is_raised_not_hidden(monkeypatch):
     with pytest.raises(torch.OutOfMemoryError):
         dwconv.depthwise_conv2d_triton(torch.randn(1, 4, 8, 8), torch.randn(4, 1, 3, 3))
     assert dwconv.triton_failure() is None
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Triton kernels under the interpreter
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed, so the Triton kernels cannot be checked")
-def test_triton_kernels_under_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, __file__], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report["failures"] == [], report["failures"]
-    assert report["triton_failure"] is None, "the kernels failed and the checks ran on the nn.Conv2d fallback"
-    assert report["cases"] >= 15
-
-
-@pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed, so the Triton kernels cannot be checked")
-def test_torch_compile_runs_the_triton_kernels_as_opaque_operators_with_eager_numbers():
-    """Under torch.compile (Ultralytics' ``compile=True``) the 9x9 convolutions still take the Triton path.
-
-    torch.export, which traces the same way, gets a standard convolution instead.
-    """
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, __file__, "compile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report["triton_failure"] is None
-    depthwise_layers = 4
-    for run in report["runs"]:  # two input sizes: the second compiles with dynamic shapes
-        # One graph each way, every 9x9 convolution our operator, none left to aten's convolution.
-        assert run["graphs"] == {"forward": 1, "backward": 1}, run
-        assert run["forward_ops"] == {"ultralytics_convmixer.depthwise_conv2d.default": depthwise_layers}, run
-        assert run["backward_ops"] == {"ultralytics_convmixer.depthwise_conv2d_backward.default": depthwise_layers}
-        assert run["kernel_calls"] == {"forward": depthwise_layers, "backward": depthwise_layers}, run
-        assert run["output_error"] < 1e-5 and run["gradient_errors"] == {}, run
-    assert report["frozen_input_grad_error"] < 1e-5  # frozen weights: the operator's two empty gradients
-    assert report["export_ops"] == ["aten.conv2d.default"]
-
-
-def _compile_main() -> None:
-    """Compile a 9x9 ConvMixerBackbone under the interpreter; print a JSON report of its graphs as the last line."""
-    from torch._dynamo.backends.common import aot_autograd
-    from torch._functorch.aot_autograd import make_boxed_func
-
-    from ultralytics_convmixer.modules import ConvMixerBackbone
-
-    assert os.environ.get("TRITON_INTERPRET") == "1", "set TRITON_INTERPRET=1"
-    graphs = {"forward": [], "backward": []}
-
-    def keep(kind):
-        def compiler(gm, example_inputs):
-            graphs[kind].append(gm)
-            return make_boxed_func(gm.forward)
-
-        return compiler
-
-    kernel_calls = _count_kernel_calls()
-    torch.manual_seed(0)
-    eager = ConvMixerBackbone(3, [16, 24, 32], [2, 1, 1], 9, "hierarchical", "silu", True, "conv-bn-act").train()
-    compiled_copy = copy.deepcopy(eager)
-    compiled = torch.compile(
-        compiled_copy, backend=aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")), fullgraph=True
-    )
-    runs = []
-    for shape in ((2, 3, 64, 96), (1, 3, 96, 64)):
-        for kind in graphs:
-            graphs[kind].clear()
-            kernel_calls[kind] = 0
-        for model in (eager, compiled_copy):
-            model.zero_grad()
-        x = torch.randn(shape)
-        out = compiled(x)
-        sum(level.square().mean() for level in out).backward()
-        calls = dict(kernel_calls)
-        with mock.patch.dict(os.environ, {dwconv.ENV_FAST_DWCONV: "0"}):  # the reference: nn.Conv2d
-            ref = eager(x)
-            sum(level.square().mean() for level in ref).backward()
-        grad_errors = {}
-        for (name, a), b in zip(eager.named_parameters(), compiled_copy.parameters()):
-            try:
-                torch.testing.assert_close(b.grad, a.grad)
-            except AssertionError as error:
-                grad_errors[name] = str(error).splitlines()[-1]
-        runs.append(
-            {
-                "graphs": {kind: len(gms) for kind, gms in graphs.items()},
-                "forward_ops": _ops_of(graphs["forward"]),
-                "backward_ops": _ops_of(graphs["backward"]),
-                "kernel_calls": calls,
-                "output_error": max((a - b).abs().max().item() for a, b in zip(out, ref)),
-                "gradient_errors": grad_errors,
-            }
-        )
-    frozen_error = _frozen_input_grad_error(aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")))
-    # torch.export (Ultralytics' ExecuTorch export, dynamo ONNX) must get a standard convolution, not our operator.
-    program = torch.export.export(DepthwiseConv2d(4, 9).eval(), (torch.randn(1, 4, 10, 10),))
-    export_ops = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
-    report = {"runs": runs, "frozen_input_grad_error": frozen_error, "export_ops": export_ops}
-    print(json.dumps({**report, "triton_failure": dwconv.triton_failure()}))
-
-
-def _count_kernel_calls() -> dict:
-    """Count the calls that reach the Triton kernels: every backward pass of a trained layer computes a weight grad."""
-    from ultralytics_convmixer import dwconv_triton
-
-    kernel_calls = {"forward": 0, "backward": 0}
-    for kind, entry_point in (("forward", "forward"), ("backward", "weight_grad")):
-        original = getattr(dwconv_triton, entry_point)
-
-        def counted(*args, _kind=kind, _original=original):
-            kernel_calls[_kind] += 1
-            return _original(*args)
-
-        setattr(dwconv_triton, entry_point, counted)
-    return kernel_calls
-
-
-def _ops_of(gms) -> dict:
-    """Count our operators, and aten convolutions (and their backward) with 9x9 filters."""
-    counts = {}
-    for node in (node for gm in gms for node in gm.graph.nodes):
-        name = str(node.target)
-        if name.startswith("aten.convolution"):  # (x, weight, ...) and (grad_y, x, weight, ...)
-            weight = node.args[2 if "backward" in name else 1]
-            if weight.meta["val"].shape[-1] != 9:
-                continue
-        elif not name.startswith("ultralytics_convmixer."):
-            continue
-        counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
-def _frozen_input_grad_error(backend) -> float:
-    """Frozen weights (Ultralytics' freeze=): the backward operator returns the input gradient and two empty ones."""
-    frozen = DepthwiseConv2d(4, 9).requires_grad_(False)
-    x = torch.randn(1, 4, 10, 10, requires_grad=True)
-    torch.compile(frozen, backend=backend)(x).sum().backward()
-    frozen_grad, x.grad = x.grad, None
-    with mock.patch.dict(os.environ, {dwconv.ENV_FAST_DWCONV: "0"}):
-        frozen(x).sum().backward()
-    return (frozen_grad - x.grad).abs().max().item()
-
-
-def _rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((a.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
-
-
-def _check_case(n, c, h, w, k, dtype, channels_last, bias=True, grads="xwb", seed=0):
-    """Compare depthwise_conv2d_triton (value and gradients) with float64 F.conv2d; return {name: rel. error}."""
-    gen = torch.Generator().manual_seed(seed)
-    x, wt = torch.randn(n, c, h, w, generator=gen).to(dtype), torch.randn(c, 1, k, k, generator=gen).to(dtype)
-    b = torch.randn(c, generator=gen).to(dtype) if bias else None
-    g = torch.randn(n, c, h, w, generator=gen).to(dtype)
-    ref_in = [t.double().requires_grad_() if t is not None else None for t in (x, wt, b)]
-    y_ref = dwconv.reference_conv(*ref_in)
-    y_ref.backward(g.double())
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    ours = [x.requires_grad_("x" in grads), wt.requires_grad_("w" in grads)]
-    ours.append(b.requires_grad_("b" in grads) if b is not None else None)
-    y = dwconv.depthwise_conv2d_triton(*ours)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    assert y.dtype == dtype and y.is_contiguous(memory_format=layout)
-    y.backward(g)
-    errs = {"y": _rel_err(y, y_ref)}
-    for name, t, r in zip("xwb", ours, ref_in):
-        if t is not None and name in grads:
-            assert t.grad.dtype == dtype and t.grad.shape == t.shape
-            errs[name] = _rel_err(t.grad, r.grad)
-    return errs, (ours[1].grad.clone() if "w" in grads else None)
-
-
-def _interpreter_main() -> None:
-    """Run the interpreter checks (``TRITON_INTERPRET=1`` must be set) and print a JSON report as the last line."""
-    assert os.environ.get("TRITON_INTERPRET") == "1", "set TRITON_INTERPRET=1"
-    from ultralytics_convmixer import dwconv_triton
-
-    # Few weight-gradient programs, so that each loops over several pixels and the last one is ragged.
-    dwconv_triton.WGRAD_PROGRAMS = 5
-    failures, report, wgrads = [], [], {}
-    for case in _interpreter_cases():
-        dwconv_triton.FORCED_CONFIGS.clear()
-        dwconv_triton.FORCED_CONFIGS.update(case.pop("forced", {}))
-        errs, gw = _check_case(*case.pop("shape"), **case)
-        report.append({**{k: str(v) for k, v in case.items()}, **errs})
-        if max(errs.values()) > _TOL[case["dtype"]]:
-            failures.append(report[-1])
-        wgrads[(case["k"], case["channels_last"], case["dtype"])] = gw
-    # Determinism: the same call, and the same call with another (autotunable) NHWC weight-gradient config, give
-    # bit-identical weight gradients.
-    dwconv_triton.FORCED_CONFIGS.clear()
-    for forced in ({}, {"wgrad_nhwc": {"BLOCK_C": 16, "UNROLL": 3}}):
-        dwconv_triton.FORCED_CONFIGS.update(forced)
-        _, gw = _check_case(1, 5, 9, 13, 9, torch.float32, True)
-        if not torch.equal(gw, wgrads[(9, True, torch.float32)]):
-            failures.append({"determinism": f"weight gradient differs between identical calls with {forced}"})
-    failures += _autotuned_failures()
-    for row in report:
-        print(json.dumps(row))
-    print(json.dumps({"cases": len(report), "failures": failures, "triton_failure": dwconv.triton_failure()}))
-
-
-_TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
-
-
-def _interpreter_cases() -> list:
-    """The cases of ``_interpreter_main``: ``_check_case`` arguments, plus ``forced`` configs."""
-    cases = []
-    # Every kernel size, both layouts, fp32; odd channel counts and spatial sizes exercise every mask.
-    shapes = {3: (2, 5, 9, 7), 5: (2, 6, 7, 11), 7: (1, 7, 11, 9), 9: (1, 5, 9, 13), 11: (1, 6, 13, 7)}
-    shapes[13] = (1, 5, 7, 9)  # an image smaller than the kernel
-    for k, shape in shapes.items():
-        for cl in (False, True):
-            cases.append(dict(shape=shape, k=k, dtype=torch.float32, channels_last=cl))
-    for dtype in (torch.float16, torch.bfloat16):  # low precision (fp32 accumulation, rounded output)
-        for cl in (False, True):
-            cases.append(dict(shape=(2, 6, 7, 9), k=5, dtype=dtype, channels_last=cl))
-    for cl in (False, True):  # no bias; only some gradients requested
-        cases.append(dict(shape=(2, 4, 8, 10), k=5, dtype=torch.float32, channels_last=cl, bias=False, grads="w"))
-        cases.append(dict(shape=(1, 4, 8, 10), k=3, dtype=torch.float32, channels_last=cl, grads="xb"))
-    # Small forced tiles: several pixel tiles per plane/image and several channel blocks (C = 20 > BLOCK_C = 16).
-    small = {
-        "fwd_nchw": {"BLOCK": 32},
-        "fwd_nhwc": {"TH": 4, "TW": 4, "BLOCK_C": 16, "UNROLL": 2},
-        "wgrad_nhwc": {"BLOCK_C": 16, "UNROLL": 3},
-    }
-    for cl in (False, True):
-        cases.append(dict(shape=(1, 20, 7, 9), k=3, dtype=torch.float32, channels_last=cl, forced=small))
-    return cases
-
-
-def _autotuned_failures() -> list:
-    """Check the autotuner's plumbing (key, pruning, grid) with a stub benchmark (the interpreter cannot time)."""
-    from ultralytics_convmixer import dwconv_triton
-
-    failures = []
-    dwconv_triton.FORCED_CONFIGS.clear()
-    benched = []
-    for name in ("fwd_nchw", "fwd_nhwc", "wgrad_nhwc"):
-        dwconv_triton.KERNELS[name]._do_bench = lambda fn, quantiles: (fn(), benched.append(1), [1.0, 1.0, 1.0])[-1]
-    dwconv_triton.AUTOTUNE_IN_INTERPRETER = True
-    for cl in (False, True):
-        benched.clear()
-        errs, _ = _check_case(1, 24, 5, 7, 3, torch.float32, cl)
-        if max(errs.values()) > _TOL[torch.float32] or len(benched) < 5:
-            failures.append({"autotuned": cl, **errs, "configs_benchmarked": len(benched)})
-    return failures
-
-
-if __name__ == "__main__":
-    _compile_main() if sys.argv[1:] == ["compile"] else _interpreter_main()

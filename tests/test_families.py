@@ -5,27 +5,22 @@ the child processes never import the plugin, so they prove that the start-up hoo
 """
 
 import copy
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from ultralytics import YOLO
 
-from ultralytics_convmixer.resources import FAMILY_TASKS, TASK_SUFFIXES
+from ultralytics_convmixer.integration.resources import FAMILY_TASKS, TASK_SUFFIXES
 
+from checks import assert_export_matches, assert_same_predictions, predict_in_fresh_process, with_running_statistics
 from conftest import (
     TRAIN_ONE_EPOCH,
-    assert_export_matches,
+    kill_and_resume,
     last_epoch_metrics,
     real_dataset,
+    run_python,
     tiny_classify_data,
-    train_killed_in_second_epoch,
-    with_running_statistics,
 )
 
 pytestmark = pytest.mark.slow
@@ -38,20 +33,6 @@ REAL_DATA = {
     "obb": ("dota8", {"metrics/mAP50-95(B)", "train/box_loss"}),
 }
 NEW_FAMILIES = ("yolo11", "yolo26")
-
-
-def load_fresh_and_predict(weights: Path, image: Path) -> subprocess.CompletedProcess:
-    """In a fresh process with Ultralytics' safe loading: load ``weights`` and predict ``image``."""
-    code = f"""
-        from ultralytics import YOLO
-        model = YOLO({str(weights)!r})
-        result = model.predict({str(image)!r}, imgsz=64, device="cpu", verbose=False)[0]
-        print("LOADED", model.task, type(model.model.model[0]).__name__, type(model.model.model[-1]).__name__)
-        print("BOXES", 0 if result.boxes is None else len(result.boxes))
-        """
-    env = {**os.environ, "ULTRALYTICS_SAFE_LOAD": "1"}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                          timeout=300)  # fmt: skip
 
 
 @pytest.mark.parametrize("family", NEW_FAMILIES)
@@ -71,9 +52,10 @@ def test_each_task_trains_one_epoch_and_its_checkpoint_loads_and_predicts_in_a_f
     YOLO(model).train(data=str(data), project=str(tmp_path), name="run", **{**TRAIN_ONE_EPOCH, "imgsz": imgsz})
     row = last_epoch_metrics(tmp_path / "run")
     assert columns <= set(row) and row["epoch"] == 1 and all(np.isfinite(row[c]) for c in columns)
-    loaded = load_fresh_and_predict(tmp_path / "run" / "weights" / "best.pt", image)
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert f"LOADED {task} ConvMixerBackbone" in loaded.stdout
+    best = tmp_path / "run" / "weights" / "best.pt"
+    fresh = predict_in_fresh_process(best, image)
+    assert (fresh["task"], fresh["backbone"]) == (task, "ConvMixerBackbone")
+    assert_same_predictions(fresh, best, image)
 
 
 GENERATED_DATA_METRICS = {
@@ -86,7 +68,7 @@ GENERATED_DATA_METRICS = {
 def test_yolo26_semantic_and_depth_train_on_their_shapes_sets_and_load_and_predict_fresh(tmp_path, task, columns):
     import yaml
 
-    from ultralytics_convmixer.resources import dataset_yaml
+    from ultralytics_convmixer.integration.resources import dataset_yaml
 
     data = yaml.safe_load(dataset_yaml(f"shapes-{task}.yaml").read_text())
     data["path"] = str(tmp_path / f"shapes-{task}")  # generated there on first use by the YAML's download hook
@@ -98,10 +80,11 @@ def test_yolo26_semantic_and_depth_train_on_their_shapes_sets_and_load_and_predi
     row = last_epoch_metrics(tmp_path / "run")
     assert columns <= set(row) and row["epoch"] == 1 and all(np.isfinite(row[c]) for c in columns)
     image = next((tmp_path / f"shapes-{task}" / "images" / "val").glob("*.jpg"))
-    loaded = load_fresh_and_predict(tmp_path / "run" / "weights" / "best.pt", image)
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    best = tmp_path / "run" / "weights" / "best.pt"
+    fresh = predict_in_fresh_process(best, image)
     head = {"semantic": "SemanticSegment", "depth": "Depth"}[task]
-    assert f"LOADED {task} ConvMixerBackbone {head}" in loaded.stdout
+    assert (fresh["task"], fresh["backbone"], fresh["head"]) == (task, "ConvMixerBackbone", head)
+    assert_same_predictions(fresh, best, image)
 
 
 def test_yolo26_checkpoint_keeps_both_heads_and_predicts_nms_free_in_a_fresh_process(coco8, tmp_path):
@@ -115,9 +98,7 @@ def test_yolo26_checkpoint_keeps_both_heads_and_predicts_nms_free_in_a_fresh_pro
         result = model.predict({str(image)!r}, imgsz=64, nms=False, conf=0.0, device="cpu", verbose=False)[0]
         print("NMS-FREE", model.predictor.model.end2end, len(result.boxes))
         """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(code, check=True)
     assert "HEAD Detect 1 True" in result.stdout  # reg_max 1 from the YAML's top level, the one-to-one head kept
     # Ultralytics' nms=False runs the one-to-one head and keeps its top max_det boxes without NMS: at 64 px that is
     # every one of its 8 * 8 + 4 * 4 + 2 * 2 anchors
@@ -125,15 +106,7 @@ def test_yolo26_checkpoint_keeps_both_heads_and_predicts_nms_free_in_a_fresh_pro
 
 
 def test_yolo_cli_resumes_a_killed_yolo26_run(coco8, tmp_path):
-    killed = train_killed_in_second_epoch("yolo26n-convmixer.yaml", coco8, tmp_path, epochs=2)
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 1
-    yolo = Path(sys.executable).with_name("yolo")
-    last = tmp_path / "killed" / "weights" / "last.pt"
-    resumed = subprocess.run([str(yolo), "train", "resume", f"model={last}"], capture_output=True, text=True,
-                             timeout=600)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 2
+    kill_and_resume("yolo26n-convmixer.yaml", coco8, tmp_path, epochs=2)
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
-from ultralytics_convmixer.modules import ConvMixerBackbone
-from ultralytics_convmixer.planner import ULTRALYTICS_SINCE, PlanError, _release
-from ultralytics_convmixer.resources import FAMILY_TASKS, SCALES, TASK_SUFFIXES, model_yamls
+from ultralytics_convmixer.integration.planner import ULTRALYTICS_SINCE, PlanError, _release
+from ultralytics_convmixer.integration.resources import FAMILY_TASKS, SCALES, TASK_SUFFIXES, model_yamls
+from ultralytics_convmixer.nn.modules import ConvMixerBackbone
 
 from conftest import ultralytics_log
 
@@ -95,7 +95,7 @@ def test_layer_table_shows_plugin_module_names_and_real_arguments():
     with ultralytics_log() as lines:
         DetectionModel("yolov8s-convmixer.yaml", verbose=True)
     row0 = next(line for line in lines if line.startswith("  0 "))
-    assert "ultralytics_convmixer.modules.ConvMixerBackbone" in row0
+    assert "ultralytics_convmixer.nn.modules.ConvMixerBackbone" in row0
     # scaled by s: width 0.5, depth 0.33
     assert "[3, [256, 384, 512], [5, 3, 2], 3, 'hierarchical', 'silu', True, 'conv-bn-act']" in row0
     assert not any("conv.Index" in line and line.startswith("  0 ") for line in lines)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ultralytics_convmixer.dwconv import DepthwiseConv2d
-from ultralytics_convmixer.modules import (
+from ultralytics_convmixer.nn.dwconv import DepthwiseConv2d
+from ultralytics_convmixer.nn.modules import (
     ConvMixerBackbone,
     ConvMixerBlock,
     ConvMixerStage,
@@ -16,7 +16,7 @@ from ultralytics_convmixer.modules import (
     fold_batchnorm,
 )
 
-from conftest import with_running_statistics
+from checks import with_running_statistics
 
 
 def test_paper_block_residual_wraps_only_the_depthwise_conv_in_conv_act_bn_order():

@@ -1,6 +1,5 @@
 """Registration: plugin rows behave like native rows, YAML names resolve like stock ones, start-up stays cheap."""
 
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -12,8 +11,10 @@ from ultralytics.nn import tasks
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.ops import make_divisible
 
-from ultralytics_convmixer import integration, planner, resources
-from ultralytics_convmixer.modules import ConvMixerBlock, ConvMixerStage, PatchEmbed
+from ultralytics_convmixer.integration import planner, registration, resources
+from ultralytics_convmixer.nn.modules import ConvMixerBlock, ConvMixerStage, PatchEmbed
+
+from conftest import run, run_python
 
 SCALES = {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 768), "l": (1.0, 1.0, 512),
           "x": (1.0, 1.25, 512)}  # fmt: skip
@@ -133,25 +134,25 @@ def test_a_path_to_a_missing_file_is_not_swapped_for_the_packaged_file_of_that_n
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError):  # as stock does for no_such_dir/yolov8s.yaml
         tasks.yaml_model_load("no_such_dir/yolov8s-convmixer.yaml")
-    assert integration._packaged_data("typo_dir/shapes-detect.yaml") == "typo_dir/shapes-detect.yaml"
-    assert integration._packaged_data(str(tmp_path / "shapes-detect.yaml")) == str(tmp_path / "shapes-detect.yaml")
-    assert integration._packaged_data("shapes-detect.yaml") == resources.dataset_yaml("shapes-detect.yaml")
+    assert registration._packaged_data("typo_dir/shapes-detect.yaml") == "typo_dir/shapes-detect.yaml"
+    assert registration._packaged_data(str(tmp_path / "shapes-detect.yaml")) == str(tmp_path / "shapes-detect.yaml")
+    assert registration._packaged_data("shapes-detect.yaml") == resources.dataset_yaml("shapes-detect.yaml")
 
 
 def test_register_is_idempotent_and_keeps_one_wrapper():
     parse_model, load = tasks.parse_model, tasks.yaml_model_load
-    integration.register()
-    integration.register()
+    registration.register()
+    registration.register()
     assert tasks.parse_model is parse_model and tasks.yaml_model_load is load
     assert tasks.parse_model.__wrapped__.__module__ == "ultralytics.nn.tasks"  # wraps the original exactly once
-    assert tasks.ConvMixerBackbone is integration.PLUGIN_MODULES["ConvMixerBackbone"]
+    assert tasks.ConvMixerBackbone is registration.PLUGIN_MODULES["ConvMixerBackbone"]
 
 
 def test_registering_from_a_fresh_interpreter_wraps_each_internal_once():
-    # Accessing a plugin name registers; its import of ultralytics.nn.tasks runs the start-up hook's registration
-    # inside that one, which must not wrap parse_model a second time.
+    # register() imports ultralytics.nn.tasks, which runs the start-up hook's registration inside this one; that
+    # must not wrap parse_model a second time.
     code = (
-        "import ultralytics_convmixer as u; u.ConvMixerBlock\n"
+        "import ultralytics_convmixer as u; u.register()\n"
         "import ultralytics.nn.tasks as t\n"
         "print(*(getattr(f.__wrapped__, '_convmixer', False) for f in (t.parse_model, t.yaml_model_load)))"
     )
@@ -165,17 +166,17 @@ def test_registering_while_another_thread_imports_ultralytics_does_not_deadlock(
     # module: A must not hold the plugin's lock while it waits for B.
     code = """
 import os, sys, threading, time
-import ultralytics_convmixer.integration as integration
-register, hook_running = integration.register, threading.Event()
+import ultralytics_convmixer.integration.registration as registration
+register, hook_running = registration.register, threading.Event()
 def held_up_register():  # what the hook calls in B
     hook_running.set()
     time.sleep(1)
     register()
-integration.register = held_up_register
+registration.register = held_up_register
 importer = threading.Thread(target=lambda: __import__("ultralytics.nn.tasks"), daemon=True)
 importer.start()
 hook_running.wait(120)
-integration.register = register
+registration.register = register
 registrar = threading.Thread(target=register, daemon=True)
 registrar.start()
 importer.join(60), registrar.join(60)
@@ -193,7 +194,7 @@ def test_the_layer_table_of_another_thread_is_left_alone():
     import threading
 
     line = f"{0:>3}{-1!s:>20}  1       464  ultralytics.nn.modules.conv.Conv"  # a layer-0 line of parse_model
-    rewriter = integration._TableRewriter({line[:23]: "the plugin's line"})
+    rewriter = registration._TableRewriter({line[:23]: "the plugin's line"})
     records = []
 
     def log_a_line():  # a LogRecord takes the ident of the thread that creates it, as logging does
@@ -264,29 +265,31 @@ def test_missing_internal_fails_with_a_message_naming_the_ultralytics_version():
 
     fake = types.ModuleType("ultralytics.nn.tasks")
     with pytest.raises(ImportError, match=rf"missing in ultralytics {ultralytics.__version__}.*supports ultralytics"):
-        integration._require(fake, "parse_model")
+        registration.require(fake, "parse_model")
 
 
 def test_plugin_classes_are_safe_globals_for_weights_only_loading():
     safe = set(torch.serialization.get_safe_globals())
-    assert set(integration.SAFE_GLOBALS) <= safe
-
-
-def run_python(code: str, **env) -> subprocess.CompletedProcess:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
-    )
+    assert set(registration.SAFE_GLOBALS) <= safe
 
 
 def test_interpreter_start_imports_neither_torch_nor_ultralytics():
     result = run_python("import sys; print('torch' in sys.modules, 'ultralytics' in sys.modules)")
     assert result.stdout.split() == ["False", "False"], result.stderr
-    importtime = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True)
+    importtime = run([sys.executable, "-X", "importtime", "-c", "pass"])
     modules = [line.rsplit("|", 1)[-1].strip() for line in importtime.stderr.splitlines()]
     assert "ultralytics_convmixer._hook" in modules  # the .pth hook is installed and ran
     assert not [m for m in modules if m.split(".")[0] in {"torch", "ultralytics", "numpy"}]
+
+
+def test_the_model_layer_imports_without_ultralytics():
+    code = (
+        "import sys\nfrom ultralytics_convmixer import ConvMixerBackbone, ConvMixerBlock, ConvMixerStage, PatchEmbed\n"
+        "import torch\nlevels = ConvMixerBackbone(3, [16, 24, 32], [1, 1, 1], 3)(torch.zeros(1, 3, 64, 64))\n"
+        "print([tuple(x.shape) for x in levels], sorted(m for m in sys.modules if m.split('.')[0] == 'ultralytics'))"
+    )
+    result = run_python(code)
+    assert result.stdout.strip() == "[(1, 16, 8, 8), (1, 24, 4, 4), (1, 32, 2, 2)] []", result.stderr[-2000:]
 
 
 @pytest.mark.smoke
@@ -298,7 +301,7 @@ def test_a_fresh_interpreter_sees_the_plugin_without_importing_it():
 def test_without_the_start_up_hook_stock_ultralytics_does_not_know_the_module():
     packaged = resources.model_yaml("yolov8n-convmixer.yaml")  # by path: finding it by name is the plugin's work too
     code = f"from ultralytics.nn.tasks import DetectionModel; DetectionModel({str(packaged)!r}, verbose=False)"
-    result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
+    result = run_python(code, env={"ULTRALYTICS_CONVMIXER_NO_HOOK": "1"})
     # proves the hook, not an accidental import, makes the other tests pass
     assert result.returncode != 0 and "KeyError: 'ConvMixerBackbone'" in result.stderr, result.stderr[-2000:]
 
@@ -318,8 +321,7 @@ def test_wheel_ships_the_yamls_and_the_start_up_hook(tmp_path):
     import zipfile
 
     root = Path(__file__).resolve().parents[1]
-    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)]
-    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path, root], timeout=300, check=True)
     (wheel,) = tmp_path.glob("ultralytics_convmixer-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ultralytics_convmixer.pth" in names  # at the site-packages root, where `site` runs it
@@ -333,22 +335,22 @@ def test_explicit_import_on_an_ultralytics_without_a_needed_internal_fails_namin
         "del t.parse_model  # as if a new release had removed it\n"
         "try:\n    import ultralytics_convmixer\nexcept ImportError as e:\n    print('ERROR', e)\n"
     )
-    result = run_python(code, ULTRALYTICS_CONVMIXER_NO_HOOK="1")
+    result = run_python(code, env={"ULTRALYTICS_CONVMIXER_NO_HOOK": "1"})
     assert "ERROR ultralytics-convmixer relies on ultralytics.nn.tasks.parse_model" in result.stdout
     assert "missing in ultralytics 8." in result.stdout and "supports ultralytics>=" in result.stdout
 
 
 def test_a_failed_start_up_registration_warns_patches_nothing_and_raises_on_use():
     code = (
-        "import warnings, ultralytics_convmixer.integration as i\n"
+        "import warnings, ultralytics_convmixer.integration.registration as r\n"
         "def missing(module, name):\n    raise ImportError(f'simulated: no {name} in this release')\n"
-        "i._require = missing  # as if the installed Ultralytics lacked an internal the plugin needs\n"
+        "r.require = missing  # as if the installed Ultralytics lacked an internal the plugin needs\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
         "    import ultralytics.nn.tasks, ultralytics.data.utils\n"
         "print('WARNED', any('could not register' in str(w.message) for w in caught))\n"
         "print('PATCHED', getattr(ultralytics.data.utils.check_det_dataset, '_convmixer', False))\n"
-        "try:\n    from ultralytics_convmixer import ConvMixerBlock\nexcept ImportError as e:\n    print('ERROR', e)\n"
+        "try:\n    import ultralytics_convmixer as u; u.register()\nexcept ImportError as e:\n    print('ERROR', e)\n"
     )
     lines = run_python(code).stdout.splitlines()
     assert lines == ["WARNED True", "PATCHED False", "ERROR simulated: no parse_model in this release"]
@@ -356,7 +358,6 @@ def test_a_failed_start_up_registration_warns_patches_nothing_and_raises_on_use(
 
 @pytest.mark.parametrize("value, hooked", [("1", False), ("0", True), ("", True)])
 def test_the_no_hook_variable_switches_the_hook_off_only_when_set_to_something_but_0(value, hooked):
-    result = run_python(
-        "import sys; print('ultralytics_convmixer' in sys.modules)", ULTRALYTICS_CONVMIXER_NO_HOOK=value
-    )
+    code = "import sys; print('ultralytics_convmixer' in sys.modules)"
+    result = run_python(code, env={"ULTRALYTICS_CONVMIXER_NO_HOOK": value})
     assert result.stdout.strip() == str(hooked)

@@ -1,11 +1,11 @@
 """Running the test suite never rewrites the user's Ultralytics settings and leaves no scratch folder behind."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import run_python
 
 # Also on 8.3, whose settings folder follows other rules (/tmp/Ultralytics when YOLO_CONFIG_DIR does not exist).
 pytestmark = pytest.mark.smoke
@@ -20,10 +20,7 @@ def _user_settings(tmp_path: Path) -> tuple[Path, Path]:
     config.mkdir()  # Ultralytics 8.3 falls back to /tmp/Ultralytics when YOLO_CONFIG_DIR does not exist
     code = f"from ultralytics import settings; settings.update(datasets_dir={str(tmp_path / 'my-datasets')!r}); "
     code += "print(settings.file)"
-    env = {**os.environ, "YOLO_CONFIG_DIR": str(config)}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, check=True
-    )
+    proc = run_python(code, env={"YOLO_CONFIG_DIR": str(config)}, timeout=300, check=True)
     settings_file = Path(proc.stdout.strip().splitlines()[-1])
     assert config in settings_file.parents and "my-datasets" in settings_file.read_text(encoding="utf-8")
     return config, settings_file
@@ -36,8 +33,8 @@ def _run_pytest_as_user(config: Path, scratch_parent: Path, first: str = "") -> 
     """
     scratch_parent.mkdir()
     code = f"{first}import sys, pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {FAST_TEST!r}]))"
-    env = {**os.environ, "YOLO_CONFIG_DIR": str(config), "TMPDIR": str(scratch_parent)}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    env = {"YOLO_CONFIG_DIR": str(config), "TMPDIR": str(scratch_parent)}
+    return run_python(code, env=env, timeout=300, cwd=ROOT)
 
 
 def test_the_suite_uses_scratch_settings_and_removes_them_when_it_ends(tmp_path):

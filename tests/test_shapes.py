@@ -3,7 +3,6 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import copy
-import csv
 import filecmp
 import itertools
 import json
@@ -16,9 +15,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from ultralytics_convmixer import shapes, shapes_labels
-from ultralytics_convmixer.resources import TASKS
-from ultralytics_convmixer.shapes import CLASSES, FLIP_IDX, KPT_NAMES, generate, generate_from_yaml
+from ultralytics_convmixer.data import shapes, shapes_geometry, shapes_labels, shapes_scene
+from ultralytics_convmixer.data.shapes import generate
+from ultralytics_convmixer.data.shapes_scene import CLASSES, FLIP_IDX, KPT_NAMES
+from ultralytics_convmixer.integration.resources import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_VAL, IMGSZ = 16, 13, 192  # N_VAL >= 13: every class appears in the classify val split
@@ -70,7 +70,7 @@ def test_yaml(task):
 
 def test_easy_yaml_names_the_easy_presets_classes_in_label_order():
     data = yaml.safe_load((REPO / "datasets" / "shapes-easy.yaml").read_text())
-    easy = shapes.PRESETS["easy"]
+    easy = shapes_scene.PRESETS["easy"]
     assert data["names"] == dict(enumerate(easy.classes)) and set(easy.classes) < set(CLASSES)
     assert data["generator"]["task"] == "detect" and data["generator"]["preset"] == "easy"
     assert data["path"] == "shapes-easy" and "generate_from_yaml(yaml)" in data["download"]
@@ -142,7 +142,7 @@ def test_pose_visibility_flags():
     """v=0 exactly for keypoints outside the image, v=1 exactly where a later layer covers them."""
     seen = set()
     for i in range(40):
-        _, objects, covers = shapes._scene("pose", np.random.default_rng([0, 0, i]), IMGSZ)
+        _, objects, covers = shapes_scene.scene("pose", np.random.default_rng([0, 0, i]), IMGSZ)
         for obj, cover in zip(objects, covers):
             for (x, y), (kx, ky, v) in zip(obj.kpts, shapes_labels._keypoints(obj, cover, IMGSZ)):
                 inside = -0.5 <= x < IMGSZ - 0.5 and -0.5 <= y < IMGSZ - 0.5
@@ -173,15 +173,15 @@ def test_mirror_maps_keypoints_by_flip_idx(cls):
     definition of the mirrored object); its keypoints are the mirrored keypoints reordered by flip_idx."""
     rng, n = np.random.default_rng(cls), 160
     for _ in range(5):
-        unit, order = shapes._unit_shape(CLASSES[cls], rng)
+        unit, order = shapes_geometry._unit_shape(CLASSES[cls], rng)
         assert np.abs(np.sort(unit * [-1, 1], 0) - np.sort(unit, 0)).max() < 1e-9  # mirror-symmetric
         theta = 0.0 if order == 0 else rng.uniform(-np.pi, np.pi) / order
         size, centre = rng.uniform(10, 80), rng.uniform(20, 140, 2)
-        a = shapes._Object(cls, unit, size, theta, centre)
-        b = shapes._Object(cls, unit, size, -theta, np.array([n - 1 - centre[0], centre[1]]))
+        a = shapes_geometry.ShapeObject(cls, unit, size, theta, centre)
+        b = shapes_geometry.ShapeObject(cls, unit, size, -theta, np.array([n - 1 - centre[0], centre[1]]))
         mirror = a.kpts * [-1, 1] + [n - 1, 0]
         np.testing.assert_allclose(mirror[list(FLIP_IDX)], b.kpts, atol=1e-6)
-        mask_a, mask_b = shapes.poly_mask(a.poly, n), shapes.poly_mask(b.poly, n)
+        mask_a, mask_b = shapes_geometry.poly_mask(a.poly, n), shapes_geometry.poly_mask(b.poly, n)
         k = np.ones((3, 3), np.uint8)  # same picture, mirrored, up to boundary pixels:
         assert (mask_a[:, ::-1] <= cv2.dilate(mask_b, k)).all() and (cv2.erode(mask_b, k) <= mask_a[:, ::-1]).all()
 
@@ -189,7 +189,7 @@ def test_mirror_maps_keypoints_by_flip_idx(cls):
 @pytest.mark.parametrize("name", CLASSES)
 def test_symmetry_order(name):
     """The rotation range (+-180/order degrees) relies on each class's rotational symmetry order."""
-    unit, order = shapes._unit_shape(name, np.random.default_rng(0))
+    unit, order = shapes_geometry._unit_shape(name, np.random.default_rng(0))
     if order > 1:
         c = unit.mean(0)
         a = 2 * np.pi / order
@@ -201,9 +201,9 @@ def test_symmetry_order(name):
 def test_segment_polygons_match_visible_masks():
     ious = []
     for i in range(30):
-        _, objects, covers = shapes._scene("segment", np.random.default_rng([1, 0, i]), IMGSZ)
+        _, objects, covers = shapes_scene.scene("segment", np.random.default_rng([1, 0, i]), IMGSZ)
         for obj, cover in zip(objects, covers):
-            visible = shapes.poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover
+            visible = shapes_geometry.poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover
             poly = shapes_labels._visible_polygon(visible)
             if poly is not None and visible.sum() >= 150:
                 drawn = np.zeros((IMGSZ, IMGSZ), np.uint8)
@@ -214,7 +214,7 @@ def test_segment_polygons_match_visible_masks():
 
 def test_obb_shapes_inside_image():
     for i in range(30):
-        _, objects, _ = shapes._scene("obb", np.random.default_rng([0, 0, i]), IMGSZ)
+        _, objects, _ = shapes_scene.scene("obb", np.random.default_rng([0, 0, i]), IMGSZ)
         for obj in objects:
             assert (obj.frame >= -1e-9).all() and (obj.frame <= IMGSZ - 1 + 1e-9).all()
 
@@ -229,7 +229,7 @@ def test_classify_layout(sets):
 
 
 def test_easy_preset_draws_few_large_objects_of_its_five_classes(tmp_path):
-    easy = shapes.PRESETS["easy"]
+    easy = shapes_scene.PRESETS["easy"]
     root = generate("detect", tmp_path / "easy", n_train=40, n_val=2, imgsz=160, preset="easy")
     manifest = json.loads((root / shapes.MARKER).read_text())
     assert manifest["preset"] == "easy" and manifest["names"] == list(easy.classes)
@@ -245,7 +245,7 @@ def test_easy_preset_draws_few_large_objects_of_its_five_classes(tmp_path):
 
 def test_classify_presets_write_their_own_class_folders(tmp_path):
     root = generate("classify", tmp_path / "c", n_train=10, n_val=5, imgsz=64, preset="easy")
-    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(shapes.PRESETS["easy"].classes)
+    assert sorted(p.name for p in (root / "train").iterdir()) == sorted(shapes_scene.PRESETS["easy"].classes)
 
 
 def test_a_set_without_a_preset_in_its_manifest_is_the_standard_set_and_reused(tmp_path):
@@ -274,13 +274,13 @@ def polygon_mask(label_file: Path, n: int) -> np.ndarray:
 def test_semantic_masks_hold_the_class_of_the_visible_shape_and_background_elsewhere():
     ignored = 0
     for i in range(30):
-        _, objects, covers = shapes._scene("semantic", np.random.default_rng([2, 0, i]), IMGSZ)
+        _, objects, covers = shapes_scene.scene("semantic", np.random.default_rng([2, 0, i]), IMGSZ)
         mask, labelled = shapes_labels.semantic_mask(objects, covers, IMGSZ, BACKGROUND)
         assert mask.dtype == np.uint8 and mask.shape == (IMGSZ, IMGSZ)
         expected = np.full((IMGSZ, IMGSZ), BACKGROUND, np.uint8)
         rows = shapes_labels._label_rows("detect", objects, covers, IMGSZ)
         for obj, cover in zip(objects, covers):
-            visible = shapes.poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover  # the mask the painter filled, uncovered
+            visible = shapes_geometry.poly_mask(obj.poly, IMGSZ).astype(bool) & ~cover  # painted and uncovered
             expected[visible] = obj.cls if shapes_labels._labelled(obj, visible.astype(np.uint8)) else 255
         np.testing.assert_array_equal(mask, expected)  # clutter drawn over a shape is background too
         assert labelled == len(rows)  # the shapes labelled are those the detect set labels
@@ -327,10 +327,10 @@ def test_nearer_shapes_occlude_farther_ones_on_a_tilted_background_plane():
     gap, overlaps = shapes_labels.PLATE_GAP_M, 0
     for i in range(30):
         rng = np.random.default_rng([3, 0, i])
-        _, objects, _ = shapes._scene("depth", rng, IMGSZ)
+        _, objects, _ = shapes_scene.scene("depth", rng, IMGSZ)
         plane = shapes_labels._plane(copy.deepcopy(rng), IMGSZ)  # the depth map's first draws
         depth = shapes_labels.depth_map(objects, rng, IMGSZ) / 1000
-        regions = [shapes.poly_mask(o.poly, IMGSZ).astype(bool) for o in objects]
+        regions = [shapes_geometry.poly_mask(o.poly, IMGSZ).astype(bool) for o in objects]
         top = np.full((IMGSZ, IMGSZ), -1)  # per pixel the shape painted last there
         for j, region in enumerate(regions):
             top[region] = j
@@ -355,7 +355,7 @@ def test_nearer_shapes_occlude_farther_ones_on_a_tilted_background_plane():
 
 @pytest.mark.parametrize("task", ["semantic", "depth"])
 def test_semantic_and_depth_sets_are_deterministic_in_both_presets(task, tmp_path):
-    for preset in shapes.PRESETS:
+    for preset in shapes_scene.PRESETS:
         a = generate(task, tmp_path / f"{preset}-a", n_train=4, n_val=2, imgsz=64, seed=3, workers=1, preset=preset)
         b = generate(task, tmp_path / f"{preset}-b", n_train=4, n_val=2, imgsz=64, seed=3, workers=3, preset=preset)
         segment = generate("segment", tmp_path / f"{preset}-s", n_train=4, n_val=2, imgsz=64, seed=3, preset=preset)
@@ -367,7 +367,7 @@ def test_semantic_and_depth_sets_are_deterministic_in_both_presets(task, tmp_pat
         manifest = json.loads(ta[shapes.MARKER])
         assert manifest["task"] == task and manifest["preset"] == preset
         if task == "semantic":
-            classes = shapes.PRESETS[preset].classes
+            classes = shapes_scene.PRESETS[preset].classes
             assert manifest["names"] == [*classes, "background"]
             masks = [cv2.imdecode(np.frombuffer(v, np.uint8), -1) for k, v in ta.items() if k.startswith("masks/")]
             ids = set(np.unique(masks).tolist())
@@ -416,78 +416,3 @@ def test_foreign_folder_is_left_alone(tmp_path):
     assert (tmp_path / "x" / "mine.txt").read_text() == "user data"
     with pytest.raises(ValueError, match="task must be one of"):
         generate("panoptic", tmp_path / "y")
-
-
-# ------------------------------------------------------------------------------------------------------ Ultralytics
-def small_yaml(task: str, tmp_path: Path, path: str) -> Path:
-    data = yaml.safe_load((REPO / "datasets" / f"shapes-{task}.yaml").read_text())
-    data["path"] = path
-    data["generator"].update(n_train=6, n_val=13, imgsz=96)
-    file = tmp_path / f"shapes-{task}.yaml"
-    file.write_text(yaml.safe_dump(data, sort_keys=False))
-    return file
-
-
-@pytest.mark.parametrize("task", [*BOX_TASKS, "semantic", "depth"])
-def test_check_det_dataset_generates(task, tmp_path, monkeypatch):
-    from ultralytics.data import utils
-
-    monkeypatch.setattr(utils, "DATASETS_DIR", tmp_path / "datasets")  # `path: shapes-<task>` resolves in here
-    data = utils.check_det_dataset(small_yaml(task, tmp_path, f"shapes-{task}"))
-    root = tmp_path / "datasets" / f"shapes-{task}"
-    nc = {"semantic": len(CLASSES) + 1, "depth": 1}.get(task, len(CLASSES))
-    assert data["path"] == root and data["nc"] == nc and data["val"] == str(root / "images" / "val")
-    assert len(list((root / "images" / "train").glob("*.jpg"))) == 6 and (root / shapes.MARKER).is_file()
-    if task == "pose":
-        assert data["kpt_shape"] == [5, 3] and data["flip_idx"] == list(FLIP_IDX)
-    if task in ("semantic", "depth"):  # the label files where Ultralytics' SemanticDataset and DepthDataset look
-        folder = data["masks_dir"] if task == "semantic" else "depth"
-        assert len(list((root / folder / "train").glob("*.png"))) == 6 and data.get("depth_scale") in (None, 1000)
-
-
-def train_one_epoch(model: str, task: str, tmp_path: Path) -> dict:
-    """Train a stock model for one epoch at imgsz 64 on a shapes set of 8 + 4 images generated on first use."""
-    from ultralytics import YOLO
-
-    data = yaml.safe_load((REPO / "datasets" / f"shapes-{task}.yaml").read_text())
-    data["path"] = str(tmp_path / f"shapes-{task}")
-    data["generator"].update(n_train=8, n_val=4, imgsz=64)
-    file = tmp_path / f"shapes-{task}.yaml"
-    file.write_text(yaml.safe_dump(data, sort_keys=False))
-    yolo = YOLO(model)
-    yolo.train(data=str(file), epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False,
-               project=str(tmp_path / "runs"), name=task)  # fmt: skip
-    with open(yolo.trainer.csv, encoding="utf-8") as f:
-        row = next(csv.DictReader(f))
-    assert (tmp_path / f"shapes-{task}" / shapes.MARKER).is_file()  # generated by the YAML's download hook
-    return {k.strip(): float(v) for k, v in row.items()}
-
-
-@pytest.mark.slow
-def test_a_stock_semantic_model_trains_on_the_semantic_set(tmp_path):
-    row = train_one_epoch("yolo26n-sem.yaml", "semantic", tmp_path)
-    assert 0 <= row["metrics/mIoU"] <= 1 and 0 <= row["metrics/pixel_acc"] <= 1
-
-
-@pytest.mark.slow
-def test_a_stock_depth_model_trains_on_the_depth_set(tmp_path):
-    row = train_one_epoch("yolo26n-depth.yaml", "depth", tmp_path)
-    for key in ("delta1", "delta2", "delta3", "abs_rel", "rmse", "silog"):
-        assert np.isfinite(row[f"metrics/{key}"])
-    assert 0 < row["metrics/delta1"] <= 1 and row["metrics/rmse"] > 0
-
-
-def test_generate_from_yaml_file_and_classify_dir(tmp_path, monkeypatch):
-    import ultralytics.utils
-    from ultralytics.data.utils import check_cls_dataset
-
-    monkeypatch.setattr(ultralytics.utils, "DATASETS_DIR", tmp_path / "datasets")
-    monkeypatch.chdir(tmp_path)
-    root = generate_from_yaml(small_yaml("classify", tmp_path, "shapes-classify"))
-    assert root == tmp_path / "datasets" / "shapes-classify"
-    data = check_cls_dataset(root)
-    assert data["nc"] == len(CLASSES) and data["names"] == dict(enumerate(CLASSES))
-    abs_root = generate_from_yaml(
-        {"path": str(tmp_path / "abs"), "generator": {"task": "obb", "n_train": 2, "n_val": 1}}
-    )
-    assert abs_root == tmp_path / "abs" and (abs_root / "labels" / "val" / "000000.txt").is_file()

@@ -1,26 +1,23 @@
 """Importing timm ConvMixers: features equal timm's, every task trains from the checkpoint, bad input is refused."""
 
 import argparse
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
-from ultralytics_convmixer.patch_resize import RESIZE_METHODS, resize_matrix
-from ultralytics_convmixer.timm_import import TimmImportError, build_trunk, import_timm, read_source
+from ultralytics_convmixer.pretrained.patch_resize import RESIZE_METHODS, resize_kernel, resize_matrix
+from ultralytics_convmixer.pretrained.timm_import import TimmImportError, build_trunk, import_timm, read_source
 
+from checks import assert_export_matches, with_running_statistics
 from conftest import (
     TRAIN_ONE_EPOCH,
-    assert_export_matches,
-    last_epoch_metrics,
+    cli_command,
+    kill_and_resume,
     real_dataset,
+    run,
+    run_python,
     tiny_classify_data,
-    train_killed_in_second_epoch,
-    with_running_statistics,
 )
 
 timm = pytest.importorskip("timm", reason="timm is not installed: pip install 'ultralytics-convmixer[timm]'")
@@ -107,10 +104,10 @@ def test_pseudo_inverse_resize_keeps_each_patch_response_and_bilinear_a_flat_ker
     patches = torch.randn(10, 3, 7, 7, dtype=torch.float64)
     resized = (resize_matrix(7, 8) @ patches.reshape(30, 49).T).T.reshape(10, 3, 8, 8)
     before = torch.einsum("nchw,ochw->no", patches, weight)
-    after = torch.einsum("nchw,ochw->no", resized, RESIZE_METHODS["pi"](weight, 8))
+    after = torch.einsum("nchw,ochw->no", resized, resize_kernel(weight, 8, "pi"))
     torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-9)
     flat = torch.full((4, 3, 7, 7), 0.5, dtype=torch.float64)
-    torch.testing.assert_close(RESIZE_METHODS["bilinear"](flat, 8).sum(dim=(2, 3)), flat.sum(dim=(2, 3)))
+    torch.testing.assert_close(resize_kernel(flat, 8, "bilinear").sum(dim=(2, 3)), flat.sum(dim=(2, 3)))
 
 
 def test_nearest_scale_sizes_the_neck_to_the_trunk():
@@ -122,12 +119,9 @@ def test_cli_writes_a_checkpoint_and_says_what_it_loaded_and_left_out(tmp_path):
     from ultralytics_convmixer.cli import main
 
     torch.save({"state_dict": small_convmixer("k7-p7-relu (768/32)").state_dict()}, tmp_path / "relu.pth")
-    result = subprocess.run(
-        [sys.executable, "-m", "ultralytics_convmixer.cli", "import-timm", str(tmp_path / "relu.pth"), "--act", "relu",
-         "--out", str(tmp_path / "m.pt"), "--yaml", str(tmp_path / "yolov8n-m.yaml"), "--scale", "n"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    argv = ["import-timm", tmp_path / "relu.pth", "--act", "relu", "--out", tmp_path / "m.pt", "--yaml",
+            tmp_path / "yolov8n-m.yaml", "--scale", "n"]  # fmt: skip
+    result = run(cli_command(*argv), check=True)
     assert "loaded 35 timm tensors by value" in result.stdout and "kernel 7x7 resized to 8x8" in result.stdout
     assert "left out head.weight: timm's classifier head (10, 32)" in result.stdout
     assert (tmp_path / "m.pt").is_file() and "ConvMixerBackbone" in (tmp_path / "yolov8n-m.yaml").read_text()
@@ -138,7 +132,7 @@ def test_cli_writes_a_checkpoint_and_says_what_it_loaded_and_left_out(tmp_path):
 def test_the_yaml_written_beside_builds_the_same_architecture_untrained(tmp_path):
     from ultralytics import YOLO
 
-    from ultralytics_convmixer.timm_import import write_model_yaml
+    from ultralytics_convmixer.pretrained.timm_import import write_model_yaml
 
     result = import_timm(small_convmixer(), scale="s", out=tmp_path / "m.pt")
     write_model_yaml(result, tmp_path / "yolov8s-m.yaml")
@@ -202,7 +196,7 @@ def test_unknown_task_existing_out_and_contradicting_act_are_refused(tmp_path):
 def test_a_timm_name_without_timm_says_how_to_install_it(tmp_path):
     code = "import sys; sys.modules['timm'] = None\nfrom ultralytics_convmixer.cli import main\n"
     code += f"sys.exit(main(['import-timm', 'convmixer_768_32.in1k', '--out', {str(tmp_path / 'x.pt')!r}]))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = run_python(code)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "needs timm: pip install 'ultralytics-convmixer[timm]'" in result.stderr
     assert not (tmp_path / "x.pt").exists()
@@ -235,10 +229,7 @@ def test_a_timm_name_loads_from_the_hugging_face_cache_offline(tmp_path):
         r = import_timm("convmixer_768_32.in1k", scale="n")
         print("IMPORTED", r.config.describe(), len(r.loaded))
         """
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                            timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(code, env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}, check=True)
     assert (
         "IMPORTED ConvMixer-768/32, kernel 7, patch 7 -> stride 8, relu 455" in result.stdout
     )  # 7 stem + 32 x 14 block tensors
@@ -358,7 +349,7 @@ def test_without_a_gflops_count_the_scale_must_be_given(monkeypatch):
 
 
 def test_a_trunk_tensor_the_conversion_leaves_out_is_an_error_not_random_weights():
-    from ultralytics_convmixer.timm_import import _load_trunk
+    from ultralytics_convmixer.pretrained.timm_import import _load_trunk
 
     model = small_convmixer()
     state, trunk = read_source(model)
@@ -370,11 +361,12 @@ def test_a_trunk_tensor_the_conversion_leaves_out_is_an_error_not_random_weights
 
 
 def test_the_torch_free_names_are_the_modules_and_methods_they_name():
-    from ultralytics_convmixer import resources
-    from ultralytics_convmixer.modules import ACTIVATIONS
+    from ultralytics_convmixer.nn.modules import ACTIVATION_MODULES
+    from ultralytics_convmixer.nn.options import ACTIVATIONS
+    from ultralytics_convmixer.pretrained.options import DEFAULT_RESIZE, RESIZE_NAMES
 
-    assert resources.ACTIVATION_NAMES == tuple(ACTIVATIONS) and resources.RESIZE_NAMES == tuple(RESIZE_METHODS)
-    assert resources.DEFAULT_RESIZE in RESIZE_METHODS
+    assert ACTIVATIONS == tuple(ACTIVATION_MODULES) and RESIZE_NAMES == tuple(RESIZE_METHODS)
+    assert DEFAULT_RESIZE in RESIZE_METHODS
 
 
 def test_cli_checks_the_yaml_folder_before_writing_anything(tmp_path):
@@ -422,10 +414,7 @@ def test_every_task_trains_from_the_imported_checkpoint_loads_fresh_and_exports(
         eps = {{b.eps for b in m.model.model[0].trunk.modules() if isinstance(b, torch.nn.BatchNorm2d)}}
         print("LOADED", m.task, type(m.model.model[0]).__name__, sorted(eps))
         """
-    env = {**os.environ, "ULTRALYTICS_SAFE_LOAD": "1"}
-    loaded = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                            timeout=300)  # fmt: skip
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    loaded = run_python(code, env={"ULTRALYTICS_SAFE_LOAD": "1"}, check=True)
     assert f"LOADED {task} ConvMixerBackbone [1e-05]" in loaded.stdout
     imported = YOLO(str(weights))
     exported = imported.export(format="onnx", imgsz=64, device="cpu")
@@ -436,14 +425,5 @@ def test_every_task_trains_from_the_imported_checkpoint_loads_fresh_and_exports(
 @pytest.mark.slow
 def test_yolo_cli_fine_tunes_the_imported_checkpoint_and_resumes_a_killed_run(coco8, tmp_path):
     weights = import_timm(small_convmixer(), scale="n", out=tmp_path / "imported.pt").checkpoint
-    killed = train_killed_in_second_epoch(weights, coco8, tmp_path, epochs=2)
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    assert "Transferred" in killed.stdout + killed.stderr  # the trainer loaded the imported weights
-    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 1  # one epoch finished before the kill
-    yolo = Path(sys.executable).with_name("yolo")
-    last = tmp_path / "killed" / "weights" / "last.pt"
-    resumed = subprocess.run([str(yolo), "train", "resume", f"model={last}"], capture_output=True, text=True,
-                             timeout=600)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming training" in resumed.stdout + resumed.stderr
-    assert last_epoch_metrics(tmp_path / "killed")["epoch"] == 2  # the resumed run finished the second epoch
+    killed_output = kill_and_resume(weights, coco8, tmp_path, epochs=2)
+    assert "Transferred" in killed_output  # the trainer loaded the imported weights

@@ -4,15 +4,15 @@ The wheel installs ``ultralytics_convmixer.pth`` into site-packages; Python's ``
 interpreter start, which imports ``ultralytics_convmixer`` and so calls :func:`install`. That must stay cheap: nothing
 here imports torch or Ultralytics. :func:`install` only puts a finder on ``sys.meta_path`` that wraps the loaders of
 ``ultralytics.*`` modules. Once ``ultralytics.nn.tasks`` has executed, it calls
-:func:`ultralytics_convmixer.integration.register`; every Ultralytics module loaded after that is handed to
-:func:`ultralytics_convmixer.integration.on_module_loaded`, which finishes what registration could not do earlier (a
-module that was only half-initialised then) and rebinds names the module imported from patched ones. So the stock
-``yolo`` CLI, DDP worker scripts, spawned dataloader workers and a fresh ``python`` that loads ``best.pt`` all see the
-plugin without importing it, whatever order Ultralytics' own modules are imported in.
+:func:`ultralytics_convmixer.integration.registration.register`; every Ultralytics module loaded after that is handed to
+:func:`ultralytics_convmixer.integration.registration.on_module_loaded`, which finishes what registration could not do
+earlier (a module that was only half-initialised then) and rebinds names the module imported from patched ones. So the
+stock ``yolo`` CLI, DDP worker scripts, spawned dataloader workers and a fresh ``python`` that loads ``best.pt`` all see
+the plugin without importing it, whatever order Ultralytics' own modules are imported in.
 
 If registration fails (an Ultralytics release without an internal the plugin needs), the hook only warns, so stock
-models keep working; using the plugin afterwards (``from ultralytics_convmixer import ConvMixerBlock``,
-``ultralytics_convmixer.register()``) raises the ImportError that names the release and the supported range.
+models keep working; registering afterwards (``ultralytics_convmixer.register()``, which the tools call) raises
+the ImportError that names the release and the supported range.
 
 Set ``ULTRALYTICS_CONVMIXER_NO_HOOK=1`` to skip the start-up line; ``import ultralytics_convmixer`` still registers.
 """
@@ -31,13 +31,13 @@ def _after_import(module) -> None:
     if name != TARGET and not _state["tasks_loaded"]:
         return  # nothing to do before the model parser exists; avoids importing torch early
     try:
-        from ultralytics_convmixer import integration
+        from ultralytics_convmixer.integration import registration
 
         if name == TARGET:
-            integration.register()
+            registration.register()
             _state["tasks_loaded"] = True  # only now: after a failure no later module gets half of the plugin
         else:
-            integration.on_module_loaded(module)
+            registration.on_module_loaded(module)
     except Exception as e:  # noqa: BLE001 - never break `import ultralytics` for users of stock models
         warnings.warn(f"ultralytics-convmixer could not register its modules: {e}", RuntimeWarning, stacklevel=2)
 
@@ -87,7 +87,7 @@ def install() -> None:
     if not any(isinstance(f, _UltralyticsImportWatcher) for f in sys.meta_path):
         sys.meta_path.insert(0, _UltralyticsImportWatcher())
     if TARGET in sys.modules and not _state["tasks_loaded"]:
-        from ultralytics_convmixer import integration
+        from ultralytics_convmixer.integration import registration
 
-        integration.register()
+        registration.register()
         _state["tasks_loaded"] = True

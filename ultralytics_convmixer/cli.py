@@ -12,7 +12,9 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from .resources import ACTIVATION_NAMES, DEFAULT_RESIZE, FAMILY_TASKS, RESIZE_NAMES, SCALES, TASKS
+from .integration.resources import FAMILY_TASKS, SCALES, TASKS
+from .nn.options import ACTIVATIONS
+from .pretrained.options import DEFAULT_RESIZE, RESIZE_NAMES
 
 PROG = "ultralytics-convmixer"
 
@@ -129,7 +131,7 @@ def _add_import_timm(sub) -> None:
     p.add_argument("--task", default="detect", choices=FAMILY_TASKS["yolov8"], help="YOLO task (default: detect)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--nc", type=int, help="number of classes (default: the packaged YAML's, e.g. 80 for detect)")
-    p.add_argument("--act", choices=ACTIVATION_NAMES, help="activation of a checkpoint file (default: gelu)")
+    p.add_argument("--act", choices=ACTIVATIONS, help="activation of a checkpoint file (default: gelu)")
     p.add_argument("--scale", choices=tuple(SCALES), help="stock YOLOv8 scale of the neck and head")
     p.add_argument("--resize", default=DEFAULT_RESIZE, choices=RESIZE_NAMES, help="stem kernel resize")
     p.add_argument("--yaml", help="also write the model YAML here (the same architecture, to train from scratch)")
@@ -175,14 +177,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _datasets(args: argparse.Namespace) -> int:
     try:
-        from . import shapes
+        from .data import shapes
     except ImportError as e:
         raise _UsageError(f"the shapes dataset generator is not available: {e}") from None
     from pathlib import Path
 
     import yaml  # PyYAML, a dependency of Ultralytics
 
-    from .resources import dataset_yaml
+    from .integration.resources import dataset_yaml
 
     options = {k: getattr(args, k) for k in ("n_train", "n_val", "imgsz", "seed", "workers")}
     options = {k: v for k, v in options.items() if v is not None}
@@ -211,7 +213,7 @@ def _import_timm(args: argparse.Namespace) -> int:
         raise _UsageError(f"--yaml {yaml_path} exists; pass --force to overwrite it")
     if yaml_path is not None and not yaml_path.parent.is_dir():  # checked now: it is written after the checkpoint
         raise _UsageError(f"--yaml {yaml_path}: folder {yaml_path.parent} does not exist")
-    from .timm_import import import_timm, write_model_yaml
+    from .pretrained.timm_import import import_timm, write_model_yaml
 
     with warnings.catch_warnings():  # the summary says so too, in its place
         warnings.filterwarnings("ignore", message=".*activation gelu assumed")
@@ -228,7 +230,7 @@ def _import_timm(args: argparse.Namespace) -> int:
 def _user_errors() -> tuple:
     """Exception types that are user errors (imported only when needed, and none of them imports torch)."""
     from .compare import CompareError
-    from .resources import TimmImportError
+    from .pretrained.options import TimmImportError
 
     return (CompareError, TimmImportError, _UsageError, FileExistsError)
 

@@ -10,7 +10,7 @@ The parts, in the order a comparison runs them:
 - :mod:`.args`: the defaults, the ``key=value`` training arguments and the latency batch sizes (``--batches``).
 - :mod:`.data`: the models and the data, and the checks that they share one task.
 - :mod:`.runs`: training, one subprocess per model, and the state files that make a comparison resumable.
-- :mod:`.profile`: parameters, GFLOPs and latency (timed with :mod:`ultralytics_convmixer.timing`).
+- :mod:`.profile`: parameters, GFLOPs and latency (timed with :mod:`.timing`).
 - :mod:`.report`: the Markdown table, the CSV and the plot, and what each column means.
 - :mod:`.command`: :func:`compare` itself.
 

@@ -6,7 +6,7 @@ import difflib
 import os
 from typing import Any, Sequence
 
-from .common import CompareError, import_ultralytics, one_line
+from .common import CompareError, one_line, register_plugin
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-convmixer.yaml")
 DEFAULT_OUT = "runs/compare"
@@ -37,7 +37,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     Raises:
         CompareError: For a malformed item, an unknown or reserved argument, or a value of the wrong type.
     """
-    import_ultralytics()
+    register_plugin()
     from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg, smart_value
 
     args: dict[str, Any] = {}

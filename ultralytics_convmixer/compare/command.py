@@ -188,11 +188,11 @@ def write_reports(
     into the folder of a finished comparison leaves its accuracy report as it was.
 
     Args:
-        rows (list[dict[str, Any]]): One result per model.
-        task (str): The models' task.
-        data (DataSpec): The dataset.
-        args (dict[str, Any]): Training arguments.
-        trained (bool): Whether the models were trained.
+        rows (list[dict[str, Any]]): The table's rows, a model each, in the order the models were given.
+        task (str): Task of every model, which picks the accuracy columns.
+        data (DataSpec): What they were trained and validated on, for the notes.
+        args (dict[str, Any]): The training arguments all of them got.
+        trained (bool): False with ``--no-train``: the reports are the profile ones.
         out (Path): Output folder.
 
     Returns:

@@ -3,7 +3,7 @@
 - :class:`CompareError` and :class:`TrainingError`: its two errors (a user error; a failed training run).
 - :func:`log` and :data:`PREFIX`: its progress lines, each starting ``compare: ``.
 - :func:`one_line`: the one-line form of an exception, for those lines and the error messages.
-- :func:`import_ultralytics`: Ultralytics imported in the order that registers the plugin in one go.
+- :func:`register_plugin`: Ultralytics imported and the plugin registered, on first use.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ def one_line(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def import_ultralytics() -> None:
-    """Import Ultralytics through ``ultralytics.nn.tasks`` first, so that the plugin registers in one go.
+def register_plugin() -> None:
+    """Import Ultralytics and register the plugin, once (imported here: importing ``compare`` imports no torch)."""
+    from ..integration.registration import register
 
-    Importing ``ultralytics.data.utils`` first makes the start-up hook register while that module is half-initialised.
-    """
-    import ultralytics.nn.tasks  # noqa: F401
+    register()

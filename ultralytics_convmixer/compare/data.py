@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..resources import SCALES, TASKS, model_yaml, unscaled_name
-from .common import CompareError, import_ultralytics, log, one_line
+from ..integration.resources import SCALES, TASKS, model_yaml, unscaled_name
+from .common import CompareError, log, one_line, register_plugin
 
 # Data tasks each model task can train on (Ultralytics turns polygons into boxes for detect, and into masks with a
 # background class for semantic: its PolygonSemanticDataset), and what it makes of the other task's labels.
@@ -80,7 +80,7 @@ def resolve_model(arg: str) -> str:
     Raises:
         CompareError: If the model cannot be found (weights are never downloaded).
     """
-    import_ultralytics()
+    register_plugin()
     path = Path(arg).expanduser()
     suffix = path.suffix.lower()
     unscaled = path.with_name(unscaled_name(path.name))  # yolov8n-x.yaml -> yolov8-x.yaml
@@ -137,9 +137,7 @@ def model_task(source: str) -> str:
     """
     from ultralytics import YOLO
 
-    from ..integration import register
-
-    register()
+    register_plugin()
     return YOLO(source).task
 
 
@@ -204,11 +202,11 @@ def resolve_data(arg: str) -> DataSpec:
     Raises:
         CompareError: If it does not exist or is not a data YAML.
     """
-    import_ultralytics()
+    register_plugin()
     from ultralytics.utils import DATASETS_DIR
     from ultralytics.utils.checks import check_yaml
 
-    from ..resources import dataset_yaml
+    from ..integration.resources import dataset_yaml
 
     path = Path(arg).expanduser()
     bare = len(path.parts) == 1  # a name to look up; a path names that file, found or not
@@ -294,7 +292,7 @@ def _split_path(d: dict, yaml_path: Path) -> Path | None:
     split = split[0] if isinstance(split, (list, tuple)) and split else split
     if not isinstance(split, str):
         return None
-    from ..resources import dataset_root
+    from ..integration.resources import dataset_root
 
     root = dataset_root(d, yaml_path)
     x = (root / split).resolve()

@@ -11,7 +11,7 @@ measures, as the report shows it:
   seconds and only the first one is slow). The batch sizes are ``--batches``: by default 1 and 32 on a GPU and 1 on
   a CPU, where batch 32 takes seconds per pass. Random input already on the device; the head's output decoding is
   included, NMS is not. The models take turns pass by pass (model A, model B, A, B, ...; see
-  :mod:`ultralytics_convmixer.timing`). On a CPU, PyTorch runs on the threads Ultralytics' ``select_device`` sets,
+  :mod:`.timing`). On a CPU, PyTorch runs on the threads Ultralytics' ``select_device`` sets,
   as for its own training and prediction: one fewer than the CPU count, at most 8 (1 on a 2-core machine).
 - ``ONNX b<N> (ms)``: the same for the model exported by Ultralytics to ONNX (``dynamic=True``, ``simplify=False``;
   ONNX Runtime does its own graph optimisation) and run with ONNX Runtime, on the CUDA execution provider when
@@ -26,9 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..timing import export_onnx, interleaved_medians, onnx_session, onnx_step, pytorch_step
-from .common import import_ultralytics, log, one_line
+from .common import log, one_line, register_plugin
 from .data import DataSpec, ModelSpec
+from .timing import export_onnx, interleaved_medians, onnx_session, onnx_step, pytorch_step
 
 # Untimed passes before the timed ones. On a CPU above batch 1 a pass takes seconds and only the first is slow
 # (measured on 2 cores at 640 px, YOLOv8n batch 32: 6.9 s, then 4.0-5.9 s; batch 1: 92 ms, then 69-75 ms).
@@ -90,7 +90,7 @@ def build_model(spec: ModelSpec, data: DataSpec | None, weights: str | None = No
     Returns:
         (ultralytics.YOLO): The model, on the CPU.
     """
-    import_ultralytics()
+    register_plugin()
     from copy import deepcopy
 
     from ultralytics import YOLO

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import PREFIX, TrainingError, import_ultralytics, log, one_line
+from .common import PREFIX, TrainingError, log, one_line, register_plugin
 from .data import DataSpec, ModelSpec
 
 STATE_VERSION = 2  # the config holds the model's content (YAML or weights file) too
@@ -324,7 +324,7 @@ def _train_child(job_file: str) -> None:
     """Train one model as described by ``job_file`` and write its results (runs in the training subprocess)."""
     job = json.loads(Path(job_file).read_text(encoding="utf-8"))
     _die_with_parent(job["parent_pid"])
-    import_ultralytics()
+    register_plugin()
     import torch
     from ultralytics import YOLO
 

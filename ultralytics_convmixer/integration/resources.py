@@ -1,7 +1,6 @@
-"""Files the package ships, the names Ultralytics finds them by, and the names the command line offers; no torch.
+"""Files the package ships, the names Ultralytics finds them by, and the tasks, families and scales; no torch.
 
-The command line's names (tasks, scales, activations, stem resizes) and :class:`TimmImportError` live here, without
-torch, so that ``ultralytics-convmixer --help`` and its error messages never import it.
+Torch-free, so that ``ultralytics-convmixer --help`` and its error messages never import it.
 
 The YAMLs live at the repository root (``model_yamls/``, ``datasets/``) and ship inside the wheel as
 ``ultralytics_convmixer/model_yamls`` and ``ultralytics_convmixer/datasets``.
@@ -28,23 +27,7 @@ TASK_SUFFIXES: Dict[str, str] = {
 # The Ultralytics model families with packaged ConvMixer YAMLs (``<family>-convmixer<suffix>.yaml``) and their tasks.
 FAMILY_TASKS: Dict[str, tuple] = {"yolov8": TASKS[:5], "yolo11": TASKS[:5], "yolo26": TASKS}
 SCALES = "nsmlx"  # the stock scale letters of every family, as in yolov8n.yaml ... yolov8x.yaml
-# The activation names a plugin layer takes: the keys of ``modules.ACTIVATIONS``, which maps them to torch modules
-# (tests/test_timm_import.py checks that the two agree).
-ACTIVATION_NAMES = ("gelu", "silu", "relu", "hardswish")
-# The stem kernel resizes of ``patch_resize.RESIZE_METHODS`` and the default, the one ``benchmarks/patch_resize.py``
-# found to keep an imported trunk's features closer to timm's.
-RESIZE_NAMES = ("pi", "bilinear")
-DEFAULT_RESIZE = "pi"
-
-
-class TimmImportError(ValueError):
-    """A source, task or output ``import_timm`` cannot take; the message names it and what to do.
-
-    Defined here, without torch, so that the command line can catch it without importing torch.
-    """
-
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # ultralytics_convmixer/
 
 
 def resource_dir(name: str) -> Path:

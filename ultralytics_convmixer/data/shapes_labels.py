@@ -1,8 +1,8 @@
 """The labels of a rendered shapes scene, in each task's Ultralytics format, and the files that hold them.
 
-:mod:`ultralytics_convmixer.shapes` samples and paints a scene; this module turns its objects (painted back to front)
-and, per object, the mask of what later layers cover into label rows (detect, segment, pose, obb), a semantic mask or
-a depth map, all from the masks the painter filled, so that a label never disagrees with the picture.
+:mod:`ultralytics_convmixer.data.shapes_scene` samples and paints a scene; this module turns its objects (painted
+back to front) and, per object, the mask of what later layers cover into label rows (detect, segment, pose, obb), a
+semantic mask or a depth map, all from the masks the painter filled, so that a label never disagrees with the picture.
 
 Depth is a known synthetic scene seen through a pinhole camera, in metres:
 
@@ -20,13 +20,11 @@ painted, so a depth set has the same images as the segment set of its seed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from .shapes import _Object
+from .shapes_geometry import ShapeObject, poly_mask
 
 MIN_VISIBLE = 0.3  # objects less visible than this (fraction of their area) get no label
 MIN_PIXELS = 12
@@ -38,22 +36,7 @@ PLATE_GAP_M = 0.25  # least depth step from a shape to the next one painted, so 
 LABEL_DIRS = {"semantic": "masks", "depth": "depth"}  # the others: labels/<split>/<index>.txt
 
 
-def poly_mask(poly: np.ndarray, n: int) -> np.ndarray:
-    """Rasterise a pixel polygon to an (n, n) uint8 0/1 mask, as the painter fills a shape (1/16 pixel precision).
-
-    Args:
-        poly (np.ndarray): (N, 2) outline in pixels.
-        n (int): Image side in pixels.
-
-    Returns:
-        (np.ndarray): The mask.
-    """
-    mask = np.zeros((n, n), np.uint8)
-    cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-    return mask
-
-
-def _labelled(obj: _Object, visible: np.ndarray) -> bool:
+def _labelled(obj: ShapeObject, visible: np.ndarray) -> bool:
     """Whether enough of an object shows (its uint8 0/1 ``visible`` mask) for it to get a label."""
     return bool(cv2.countNonZero(visible) >= max(MIN_PIXELS, MIN_VISIBLE * obj.area))
 
@@ -93,7 +76,7 @@ def _visible_polygon(visible: np.ndarray) -> np.ndarray | None:
     return _bridge(parts) if parts else None
 
 
-def _keypoints(obj: _Object, cover: np.ndarray, n: int) -> np.ndarray:
+def _keypoints(obj: ShapeObject, cover: np.ndarray, n: int) -> np.ndarray:
     """Return (K, 3) keypoints ``x y v`` in pixels: v=2 seen, 1 covered by a later layer, 0 outside the image."""
     out = np.zeros((len(obj.kpts), 3))
     for k, (x, y) in enumerate(obj.kpts):
@@ -103,7 +86,7 @@ def _keypoints(obj: _Object, cover: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _label_rows(task: str, objects: list[_Object], covers: list[np.ndarray], n: int) -> list[str]:
+def _label_rows(task: str, objects: list[ShapeObject], covers: list[np.ndarray], n: int) -> list[str]:
     """Return the label rows of one image in the Ultralytics format of ``task``."""
     rows = []
     for obj, cover in zip(objects, covers):
@@ -127,7 +110,9 @@ def _label_rows(task: str, objects: list[_Object], covers: list[np.ndarray], n: 
 
 
 # ------------------------------------------------------------------------------------------------ dense labels
-def semantic_mask(objects: list[_Object], covers: list[np.ndarray], n: int, background: int) -> tuple[np.ndarray, int]:
+def semantic_mask(
+    objects: list[ShapeObject], covers: list[np.ndarray], n: int, background: int
+) -> tuple[np.ndarray, int]:
     """Return the semantic mask of a scene: per pixel the class id of the shape seen there.
 
     Background and clutter pixels get ``background``. The visible pixels of a shape too hidden to get an instance label
@@ -135,7 +120,7 @@ def semantic_mask(objects: list[_Object], covers: list[np.ndarray], n: int, back
     its class.
 
     Args:
-        objects (list[_Object]): The scene's shapes, in painting order.
+        objects (list[ShapeObject]): The scene's shapes, in painting order.
         covers (list[np.ndarray]): Per shape, the bool mask of the pixels later layers (shapes or clutter) cover.
         n (int): Image side in pixels.
         background (int): Class id of the background.
@@ -161,11 +146,11 @@ def _plane(rng: np.random.Generator, n: int) -> np.ndarray:
     return 1.0 / (1.0 / near + (1.0 / far - 1.0 / near) * t)  # inverse depth is affine on a plane
 
 
-def depth_map(objects: list[_Object], rng: np.random.Generator, n: int) -> np.ndarray:
+def depth_map(objects: list[ShapeObject], rng: np.random.Generator, n: int) -> np.ndarray:
     """Return the depth map of a scene in millimetres (see the module docstring for the scene).
 
     Args:
-        objects (list[_Object]): The scene's shapes, in painting order.
+        objects (list[ShapeObject]): The scene's shapes, in painting order.
         rng (np.random.Generator): The image's generator, after the image is painted.
         n (int): Image side in pixels.
 
@@ -184,7 +169,7 @@ def write_labels(
     root: Path,
     split: str,
     stem: str,
-    objects: list[_Object],
+    objects: list[ShapeObject],
     covers: list[np.ndarray],
     rng: np.random.Generator,
     n: int,
@@ -197,7 +182,7 @@ def write_labels(
         root (Path): Dataset root.
         split (str): ``train`` or ``val``.
         stem (str): The image's file name without suffix.
-        objects (list[_Object]): The scene's shapes, in painting order.
+        objects (list[ShapeObject]): The scene's shapes, in painting order.
         covers (list[np.ndarray]): Per shape, the bool mask of the pixels later layers cover.
         rng (np.random.Generator): The image's generator, after the image is painted (depth draws from it).
         n (int): Image side in pixels.

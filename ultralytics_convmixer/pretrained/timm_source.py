@@ -23,8 +23,9 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .modules import ACTIVATIONS
-from .resources import ACTIVATION_NAMES, TimmImportError
+from ..nn.modules import ACTIVATION_MODULES
+from ..nn.options import ACTIVATIONS
+from .options import TimmImportError
 
 __all__ = ["TimmImportError", "TrunkConfig", "is_classifier", "read_source", "read_trunk", "tensor_layout"]
 
@@ -37,7 +38,9 @@ DEFAULT_ACT = "gelu"
 ACT_ASSUMED = (
     f"activation {DEFAULT_ACT} assumed (a bare checkpoint file does not record it; pass {{}} for convmixer_768_32)"
 )
-_ACTIVATION_OF = {module: name for name, module in ACTIVATIONS.items()}  # nn.GELU -> "gelu", as a timm model has it
+_ACTIVATION_OF = {
+    module: name for name, module in ACTIVATION_MODULES.items()
+}  # nn.GELU -> "gelu", as a timm model has it
 _ANSI_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # torch's errors highlight their advice in terminal colours
 
 
@@ -362,8 +365,8 @@ def read_source(source: Union[str, Path, nn.Module], act: Optional[str] = None) 
     Raises:
         TimmImportError: For an unknown ``act``, or a source that cannot be read or is not a timm ConvMixer.
     """
-    if act is not None and act not in ACTIVATION_NAMES:
-        raise TimmImportError(f"act must be one of {', '.join(ACTIVATION_NAMES)}, got {act!r}")
+    if act is not None and act not in ACTIVATIONS:
+        raise TimmImportError(f"act must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
     if isinstance(source, nn.Module):
         return _from_module(source, f"timm {type(source).__name__} instance", act)
     if not _is_file_source(source):

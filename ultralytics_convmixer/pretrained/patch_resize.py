@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 # Defined without torch (the command line offers them); re-exported here, beside the methods they name.
-from .resources import DEFAULT_RESIZE, RESIZE_NAMES
+from .options import DEFAULT_RESIZE, RESIZE_NAMES
 
-__all__ = ["DEFAULT_RESIZE", "RESIZE_METHODS", "RESIZE_NAMES", "bilinear_resize", "pi_resize", "resize_matrix"]
+__all__ = ["DEFAULT_RESIZE", "RESIZE_METHODS", "RESIZE_NAMES", "resize_kernel", "resize_matrix"]
 
 
 def _bilinear(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -42,12 +42,13 @@ def resize_matrix(p: int, q: int) -> torch.Tensor:
     return _bilinear(basis, q).reshape(p * p, q * q).T
 
 
-def pi_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
-    """Resize a patch kernel by FlexiViT's pseudo-inverse: the ``w'`` with ``B^T w' = w`` (least squares).
+def resize_kernel(weight: torch.Tensor, q: int, method: str = DEFAULT_RESIZE) -> torch.Tensor:
+    """Resize a patch kernel to patch size ``q`` by ``method`` (a key of :data:`RESIZE_METHODS`).
 
     Args:
         weight (torch.Tensor): The kernel, ``(out, in, p, p)``.
         q (int): The new patch size.
+        method (str): ``pi`` or ``bilinear`` (see the module docstring).
 
     Returns:
         (torch.Tensor): The kernel ``(out, in, q, q)``, in ``weight``'s dtype (a copy if ``q == p``).
@@ -55,27 +56,23 @@ def pi_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
     p = weight.shape[-1]
     if p == q:
         return weight.clone()
-    resize = resize_matrix(p, q)
-    flat = weight.to(torch.float64).reshape(-1, p * p)
-    resized = flat @ torch.linalg.pinv(resize.T).T  # each row w' = pinv(B^T) w
-    return resized.reshape(*weight.shape[:2], q, q).to(weight.dtype)
+    return RESIZE_METHODS[method](weight.to(torch.float64), p, q).to(weight.dtype)
 
 
-def bilinear_resize(weight: torch.Tensor, q: int) -> torch.Tensor:
-    """Resize a patch kernel bilinearly, scaled by the ratio of the patch areas ``(p / q) ** 2``.
-
-    Args:
-        weight (torch.Tensor): The kernel, ``(out, in, p, p)``.
-        q (int): The new patch size.
-
-    Returns:
-        (torch.Tensor): The kernel ``(out, in, q, q)``, in ``weight``'s dtype (a copy if ``q == p``).
-    """
-    p = weight.shape[-1]
-    if p == q:
-        return weight.clone()
-    return (_bilinear(weight.to(torch.float64), q) * (p / q) ** 2).to(weight.dtype)
+def _pseudo_inverse(weight: torch.Tensor, p: int, q: int) -> torch.Tensor:
+    """Resize a float64 kernel by FlexiViT's pseudo-inverse: the ``w'`` with ``B^T w' = w`` (least squares)."""
+    flat = weight.reshape(-1, p * p)
+    resized = flat @ torch.linalg.pinv(resize_matrix(p, q).T).T  # each row w' = pinv(B^T) w
+    return resized.reshape(*weight.shape[:2], q, q)
 
 
-# ``resources.RESIZE_NAMES`` names these keys for the command line; tests/test_timm_import.py checks that they agree.
-RESIZE_METHODS: Dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {"pi": pi_resize, "bilinear": bilinear_resize}
+def _area_scaled_bilinear(weight: torch.Tensor, p: int, q: int) -> torch.Tensor:
+    """Resize a float64 kernel bilinearly and scale it by the ratio of the patch areas ``(p / q) ** 2``."""
+    return _bilinear(weight, q) * (p / q) ** 2
+
+
+# ``options.RESIZE_NAMES`` names these keys for the command line; tests/test_timm_import.py checks that they agree.
+RESIZE_METHODS: Dict[str, Callable[[torch.Tensor, int, int], torch.Tensor]] = {
+    "pi": _pseudo_inverse,
+    "bilinear": _area_scaled_bilinear,
+}

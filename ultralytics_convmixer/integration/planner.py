@@ -17,7 +17,8 @@ from typing import Any, Callable, Dict, List
 
 from torch import nn
 
-from . import modules as cm
+from ..nn import modules as cm
+from ..nn.options import check_int, check_ints
 
 # The plugin modules, by the name a YAML row gives.
 PLUGIN_MODULES: Dict[str, type] = {
@@ -228,7 +229,7 @@ class Planner:
     def _build(self, m: str, cls: type, c1: int, n: int, n_: int, kwargs: dict) -> nn.Module:
         """Scale channel and depth arguments in ``kwargs`` in place, then build the module (n_ blocks for a block)."""
         if "c2" in kwargs:
-            kwargs["c2"] = self._scale_channels(cm._check_int("c2", kwargs["c2"]))
+            kwargs["c2"] = self._scale_channels(check_int("c2", kwargs["c2"]))
         if m == "ConvMixerBackbone":
             self._scale_backbone_args(kwargs)
         if m in {"PatchEmbed", "ConvMixerBackbone"} and n != 1:
@@ -245,10 +246,10 @@ class Planner:
         An isotropic trunk given by its width (``dim``) and one block count keeps them as written at every scale: a
         pretrained trunk has one size, and only its pyramid and the neck follow the scale.
         """
-        kwargs["channels"] = [self._scale_channels(c) for c in cm._check_ints("channels", kwargs["channels"], 3, 0)]
+        kwargs["channels"] = [self._scale_channels(c) for c in check_ints("channels", kwargs["channels"], 3, 0)]
         depths = kwargs.get("depths")
         if isinstance(depths, (list, tuple)):
-            kwargs["depths"] = [self._scale_depth(x) for x in cm._check_ints("depths", depths, 3, 0)]
+            kwargs["depths"] = [self._scale_depth(x) for x in check_ints("depths", depths, 3, 0)]
 
     def _plan_native_row(self, i: int, f, n, m: str, args: list, inputs: list):
         """Record a native row's output channels; rewrite Index rows that select a ConvMixerBackbone level."""

@@ -2,10 +2,10 @@
 
 Plain PyTorch, no Ultralytics import: the whole model is visible here. Channel arguments follow Ultralytics'
 ``(c1, c2, ...)`` convention; in a model YAML ``c1`` is filled in from the graph and ``c2`` is scaled by ``scales``
-(see ``planner.py``), so a row reads like its native counterpart, e.g. ``[-1, 3, ConvMixerStage, [256, 7]]``.
+(``integration/planner.py``), so a row reads like its native counterpart, e.g. ``[-1, 3, ConvMixerStage, [256, 7]]``.
 
-Each constructor validates its arguments and raises ``ValueError`` naming the argument at fault; the YAML parser adds
-the file, layer index and module name.
+Each constructor checks its arguments (``options``) and raises ``ValueError`` naming the argument at fault; the YAML
+planner adds the file, layer index and module name.
 """
 
 from typing import Dict, List, NamedTuple, Optional, Sequence, Union
@@ -14,64 +14,28 @@ import torch
 from torch import nn
 
 from .dwconv import DepthwiseConv2d
+from .options import (
+    ISOTROPIC_STRIDES,
+    PAPER_ORDER,
+    Activation,
+    Design,
+    Order,
+    check_activation,
+    check_bool,
+    check_design,
+    check_int,
+    check_ints,
+    check_kernel,
+    check_order,
+)
 
-# Activation name -> module; the names are ``resources.ACTIVATION_NAMES`` (torch-free, for the command line), which
-# tests/test_timm_import.py checks against these keys.
-ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "hardswish": nn.Hardswish}
-# Where BatchNorm sits: the paper's conv -> act -> BN, or conv -> BN -> act as in YOLOv8's Conv, which lets BN fold
-# into the convolution for inference (``fold_batchnorm``, run by Ultralytics' ``fuse()``, and ONNX Runtime).
-# ``conv-bn-add-act`` is conv -> BN -> act too, but a block adds its residual before the activation, as ResNet does:
-# ONNX Runtime then fuses each half of the block (conv, residual add, ReLU) into one CPU kernel. Layers without a
-# residual (patch embeddings, transitions) read it as ``conv-bn-act``.
-ORDERS = ("conv-act-bn", "conv-bn-act", "conv-bn-add-act")
-PAPER_ORDER = "conv-act-bn"
-ADD_BEFORE_ACT = "conv-bn-add-act"
-DESIGNS = ("hierarchical", "isotropic16", "isotropic8")
-DESIGN_ALIASES = {"isotropic": "isotropic16"}
-ISOTROPIC_STRIDES = {"isotropic16": 16, "isotropic8": 8}  # the trunk's stride, which is its patch size
-
-
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    """Return ``value`` if it is an int >= ``minimum``, else raise a ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+# The activation modules by name (``options.ACTIVATIONS``; a test checks that the two agree).
+ACTIVATION_MODULES = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU, "hardswish": nn.Hardswish}
 
 
-def _check_kernel(name: str, k) -> int:
-    """Return ``k`` if it is an odd kernel size >= 3 (odd so that "same" padding keeps the feature-map size)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
-        raise ValueError(f"{name} must be an odd integer >= 3 (padding k // 2 keeps the size), got {k!r}")
-    return k
-
-
-def _check_bool(name: str, value) -> bool:
-    """Return ``value`` if it is a bool (YAML ``true``/``false``), else raise a ValueError naming the argument."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def _check_ints(name: str, values, length: int, minimum: int = 1) -> List[int]:
-    """Return ``values`` as a list if it holds ``length`` integers >= ``minimum``."""
-    if not isinstance(values, (list, tuple)) or len(values) != length:
-        raise ValueError(f"{name} must be a list of {length} integers (P3, P4, P5), got {values!r}")
-    return [_check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(values)]
-
-
-def _check_design(design) -> str:
-    """Return the design name ``design`` stands for (an alias resolved) if it is one of ``DESIGNS``."""
-    design = DESIGN_ALIASES.get(design, design) if isinstance(design, str) else design
-    if design not in DESIGNS:
-        raise ValueError(f"design must be one of {list(DESIGNS)} (or 'isotropic'), got {design!r}")
-    return design
-
-
-def _check_order(order) -> str:
-    """Return ``order`` if it is one of ``ORDERS``."""
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {list(ORDERS)}, got {order!r}")
-    return order
+def activation(act: Activation) -> nn.Module:
+    """Build an activation module from its name (``gelu``, ``silu``, ``relu`` or ``hardswish``, any case)."""
+    return ACTIVATION_MODULES[check_activation(act)]()
 
 
 def _init_conv(conv: nn.Module, std: float = 0.02) -> nn.Module:
@@ -85,13 +49,6 @@ def _init_conv(conv: nn.Module, std: float = 0.02) -> nn.Module:
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
     return conv
-
-
-def activation(act: str) -> nn.Module:
-    """Build an activation module from its name (``gelu``, ``silu``, ``relu`` or ``hardswish``)."""
-    if not isinstance(act, str) or act.lower() not in ACTIVATIONS:
-        raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
-    return ACTIVATIONS[act.lower()]()
 
 
 class FixedEpsBatchNorm2d(nn.BatchNorm2d):
@@ -113,11 +70,14 @@ class FeatureSpec(NamedTuple):
 
 
 class ConvNormAct(nn.Module):
-    """A convolution with its BatchNorm and activation in ``order``; every plugin layer is one of these.
+    """A convolution with its BatchNorm and activation, in the order ``order`` names; every plugin layer is one.
 
-    ``conv-act-bn`` is the paper's order; ``conv-bn-act`` is YOLOv8's (BatchNorm folds into the convolution, see
-    :func:`fold_batchnorm`). A residual passed to ``forward`` is added at the end, or, in ``conv-bn-add-act``, before
-    the activation (``act(residual + BN(conv(x)))``, as ResNet; ONNX Runtime fuses that into one CPU kernel).
+    With a ``residual`` passed to ``forward``:
+
+    - ``conv-act-bn`` (the paper's): ``residual + BN(act(conv(x)))``
+    - ``conv-bn-act`` (YOLOv8's ``Conv``): ``residual + act(BN(conv(x)))``; the BatchNorm folds into the convolution
+      (:func:`fold_batchnorm`)
+    - ``conv-bn-add-act`` (ResNet's): ``act(residual + BN(conv(x)))``; without a residual it is ``conv-bn-act``
 
     Args:
         conv (nn.Module): The convolution (``nn.Conv2d``, ``DepthwiseConv2d`` or ``nn.ConvTranspose2d``).
@@ -126,36 +86,59 @@ class ConvNormAct(nn.Module):
         norm (type): BatchNorm class, called with the output channels.
     """
 
-    def __init__(self, conv: nn.Module, act: str, order: str, norm: type = nn.BatchNorm2d):
+    def __init__(self, conv: nn.Module, act: Activation, order: Order, norm: type = nn.BatchNorm2d):
         super().__init__()
         self.conv, self.act, self.bn = conv, activation(act), norm(conv.out_channels)
-        self.order = _check_order(order)
+        self.order = order
+
+    @property
+    def order(self) -> Order:
+        """Where the BatchNorm sits and where a residual is added (``options.Order``); settable."""
+        if not self.bn_first:
+            return PAPER_ORDER
+        return "conv-bn-add-act" if self.add_before_act else "conv-bn-act"
+
+    @order.setter
+    def order(self, order: Order) -> None:
+        order = check_order(order)
+        self.bn_first, self.add_before_act = order != PAPER_ORDER, order == "conv-bn-add-act"
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Convolve, normalize and activate in ``order``, adding ``residual`` (if given) as the order says."""
+        """Convolve, normalize and activate in the layer's order, adding ``residual`` (if given) where it says."""
         y = self.conv(x)
-        if self.order == PAPER_ORDER:
+        if not self.bn_first:  # the paper's conv -> act -> BN
             y = self.bn(self.act(y))
-        elif self.order == ADD_BEFORE_ACT and residual is not None:
+        elif self.add_before_act and residual is not None:  # ResNet's conv -> BN -> add -> act
             return self.act(residual + self.bn(y))
-        else:
+        else:  # YOLOv8's conv -> BN -> act
             y = self.act(self.bn(y))
         return y if residual is None else residual + y
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle, also a layer pickled with its order as a string attribute (checkpoints of 0.1.0)."""
+        order = state.pop("order", None)
+        super().__setstate__(state)
+        if order is not None:
+            self.order = order
 
-def _pointwise(c1: int, c2: int, act: str, order: str, norm: type = nn.BatchNorm2d) -> ConvNormAct:
+
+def _pointwise(c1: int, c2: int, act: Activation, order: Order, norm: type = nn.BatchNorm2d) -> ConvNormAct:
     """Build a 1 x 1 convolution (with bias) from ``c1`` to ``c2`` channels, with its BatchNorm and activation."""
     return ConvNormAct(_init_conv(nn.Conv2d(c1, c2, 1)), act, order, norm)
 
 
 class ConvMixerBlock(nn.Module):
-    """ConvMixer block: residual(depthwise conv -> act -> BN), then pointwise conv -> act -> BN (residual by default).
+    """ConvMixer block: a depthwise convolution mixes space, a pointwise convolution mixes channels.
 
-    The paper has no residual around the pointwise half; ``shortcut=False`` reproduces it exactly. In a plain stack
-    BatchNorm multiplies the gradient at every block, and the detector barely learns in YOLO's short schedules, so the
-    packaged models add the residual (docs/design.md, "The pointwise shortcut"). ``order="conv-bn-act"`` puts each
-    BatchNorm before its activation, as YOLOv8's ``Conv`` does, so that it folds into the convolution for inference;
-    ``order="conv-bn-add-act"`` also adds each residual before the activation (``act(x + bn(conv(x)))``, as ResNet).
+    The paper's block (equations 2 and 3), ``ConvMixerBlock(c1, k, act, shortcut=False, order="conv-act-bn")``::
+
+        x = x + BN(act(DepthwiseConv_k(x)))
+        x = BN(act(PointwiseConv(x)))
+
+    ``shortcut=True`` (the default) also adds ``x +`` to the second line: in a plain stack BatchNorm multiplies the
+    gradient at every block, and the detector barely learns in YOLO's short schedules (docs/design.md, "Pointwise
+    shortcut"). ``order`` places each BatchNorm and residual as :class:`ConvNormAct` says: ``conv-bn-act`` is
+    ``act(BN(conv(x)))``, which folds for inference; ``conv-bn-add-act`` is ``act(x + BN(conv(x)))``.
 
     Args:
         c1 (int): Input and output channels.
@@ -170,25 +153,25 @@ class ConvMixerBlock(nn.Module):
         self,
         c1: int,
         k: int = 9,
-        act: str = "gelu",
+        act: Activation = "gelu",
         shortcut: bool = True,
-        order: str = PAPER_ORDER,
+        order: Order = PAPER_ORDER,
         norm: type = nn.BatchNorm2d,
     ):
         super().__init__()
-        c1, k = _check_int("c1", c1), _check_kernel("k", k)
+        c1, k = check_int("c1", c1), check_kernel("k", k)
         self.dw = ConvNormAct(_init_conv(DepthwiseConv2d(c1, k)), act, order, norm)  # mixes space
         self.pw = _pointwise(c1, c1, act, order, norm)  # mixes channels
-        self.shortcut, self.c2 = _check_bool("shortcut", shortcut), c1
+        self.shortcut, self.c2 = check_bool("shortcut", shortcut), c1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Mix space (depthwise, with residual), then channels (pointwise, residual if ``shortcut``)."""
+        """Mix space (with the residual), then channels (with the residual if ``shortcut``)."""
         x = self.dw(x, residual=x)
         return self.pw(x, residual=x if self.shortcut else None)
 
 
 class PatchEmbed(ConvNormAct):
-    """Patch embedding: p x p convolution with stride p -> act -> BN (or -> BN -> act).
+    """Patch embedding: a p x p convolution with stride p, with its activation and BatchNorm in ``order``.
 
     Args:
         c1 (int): Input channels.
@@ -201,9 +184,15 @@ class PatchEmbed(ConvNormAct):
     """
 
     def __init__(
-        self, c1: int, c2: int, p: int = 8, act: str = "gelu", order: str = PAPER_ORDER, norm: type = nn.BatchNorm2d
+        self,
+        c1: int,
+        c2: int,
+        p: int = 8,
+        act: Activation = "gelu",
+        order: Order = PAPER_ORDER,
+        norm: type = nn.BatchNorm2d,
     ):
-        c1, c2, p = _check_int("c1", c1), _check_int("c2", c2), _check_int("p", p)
+        c1, c2, p = check_int("c1", c1), check_int("c2", c2), check_int("p", p)
         super().__init__(_init_conv(nn.Conv2d(c1, c2, p, stride=p)), act, order, norm)
         self.c2 = c2
 
@@ -228,12 +217,12 @@ class ConvMixerStage(nn.Module):
         c2: int,
         n: int = 1,
         k: int = 9,
-        act: str = "gelu",
+        act: Activation = "gelu",
         shortcut: bool = True,
-        order: str = PAPER_ORDER,
+        order: Order = PAPER_ORDER,
     ):
         super().__init__()
-        c1, c2, n, order = _check_int("c1", c1), _check_int("c2", c2), _check_int("n", n), _check_order(order)
+        c1, c2, n, order = check_int("c1", c1), check_int("c2", c2), check_int("n", n), check_order(order)
         self.transition = _pointwise(c1, c2, act, order) if c1 != c2 else nn.Identity()
         self.blocks = nn.Sequential(*(ConvMixerBlock(c2, k, act, shortcut, order) for _ in range(n)))
         self.c2 = c2
@@ -246,7 +235,7 @@ class ConvMixerStage(nn.Module):
 class _Resample(nn.Sequential):
     """Change resolution by ``scale`` (2x up, 1x, 2x or 4x down), then a pointwise conv with act and BN to ``c2``."""
 
-    def __init__(self, c1: int, c2: int, scale: float, act: str, order: str = PAPER_ORDER):
+    def __init__(self, c1: int, c2: int, scale: float, act: Activation, order: Order = PAPER_ORDER):
         if scale == 2.0:
             layers = [ConvNormAct(_init_conv(nn.ConvTranspose2d(c1, c1, 2, stride=2)), act, order)]
         else:
@@ -267,7 +256,7 @@ class ConvMixerBackbone(nn.Module):
           ConvMixer blocks at a single resolution and width ``dim``, then a simple feature pyramid as in ViTDet
           (deconv up, max-pool down, pointwise projections). The trunk's BatchNorms keep PyTorch's eps
           (:class:`FixedEpsBatchNorm2d`), so weights imported from timm compute what they computed there
-          (``ultralytics_convmixer.timm_import``). A level with 0 channels is not built, and its output is None.
+          (``ultralytics_convmixer.pretrained``). A level with 0 channels is not built, and its output is None.
 
     Args:
         c1 (int): Input (image) channels.
@@ -291,30 +280,29 @@ class ConvMixerBackbone(nn.Module):
         channels: Sequence[int] = (64, 128, 256),
         depths: Union[Sequence[int], int] = (2, 2, 2),
         k: int = 9,
-        design: str = "hierarchical",
-        act: str = "gelu",
+        design: Design = "hierarchical",
+        act: Activation = "gelu",
         shortcut: bool = True,
-        order: str = PAPER_ORDER,
+        order: Order = PAPER_ORDER,
         dim: Optional[int] = None,
     ):
         super().__init__()
-        c1, k, shortcut = _check_int("c1", c1), _check_kernel("k", k), _check_bool("shortcut", shortcut)
-        order, design = _check_order(order), _check_design(design)
-        activation(act)  # validate before building anything
+        c1, k, shortcut = check_int("c1", c1), check_kernel("k", k), check_bool("shortcut", shortcut)
+        order, design, act = check_order(order), check_design(design), check_activation(act)
         block = dict(k=k, act=act, shortcut=shortcut, order=order)
         if design == "hierarchical":
             if dim is not None:
                 raise ValueError(f"dim is the width of an isotropic trunk; the hierarchical design has none, got {dim}")
-            channels, depths = _check_ints("channels", channels, 3), _check_ints("depths", depths, 3, minimum=0)
+            channels, depths = check_ints("channels", channels, 3), check_ints("depths", depths, 3, minimum=0)
             self._build_hierarchical(c1, channels, depths, block)
         else:
-            channels = _check_ints("channels", channels, 3, minimum=0)
+            channels = check_ints("channels", channels, 3, minimum=0)
             if not any(channels):
                 raise ValueError(f"channels must build at least one level, got {channels}")
             if isinstance(depths, int) and not isinstance(depths, bool):
-                depth = _check_int("depths", depths, minimum=0)
+                depth = check_int("depths", depths, minimum=0)
             else:
-                depth = sum(_check_ints("depths", depths, 3, minimum=0))
+                depth = sum(check_ints("depths", depths, 3, minimum=0))
             self._build_isotropic(c1, channels, depth, dim, design, block)
         self.design, self.out_channels = design, channels
 
@@ -332,11 +320,11 @@ class ConvMixerBackbone(nn.Module):
         )
 
     def _build_isotropic(
-        self, c1: int, channels: List[int], depth: int, dim: Optional[int], design: str, block: dict
+        self, c1: int, channels: List[int], depth: int, dim: Optional[int], design: Design, block: dict
     ) -> None:
         self.trunk_stride = ISOTROPIC_STRIDES[design]
         default_dim = channels[self.strides.index(self.trunk_stride)]
-        self.dim = _check_int("dim", default_dim if dim is None else dim)
+        self.dim = check_int("dim", default_dim if dim is None else dim)
         norm = FixedEpsBatchNorm2d
         self.stem = PatchEmbed(c1, self.dim, p=self.trunk_stride, act=block["act"], order=block["order"], norm=norm)
         self.trunk = nn.Sequential(*(ConvMixerBlock(self.dim, **block, norm=norm) for _ in range(depth)))
@@ -393,7 +381,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     """
     folded = 0
     for m in model.modules():
-        foldable = isinstance(m, ConvNormAct) and m.order != PAPER_ORDER and isinstance(m.bn, nn.BatchNorm2d)
+        foldable = isinstance(m, ConvNormAct) and m.bn_first and isinstance(m.bn, nn.BatchNorm2d)
         if foldable and isinstance(m.conv, (nn.Conv2d, nn.ConvTranspose2d)):
             _fold(m.conv, m.bn)
             m.bn = nn.Identity()

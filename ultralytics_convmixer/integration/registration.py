@@ -1,4 +1,4 @@
-"""Everything that touches Ultralytics internals lives here, so a new Ultralytics release is fixed in one place.
+"""Registration: the one module that patches Ultralytics, so a new Ultralytics release is fixed in one place.
 
 :func:`register` (idempotent, called by the start-up hook right after ``ultralytics.nn.tasks`` is imported):
 
@@ -14,10 +14,8 @@
 - wraps ``check_det_dataset``/``check_cls_dataset`` so the packaged ``datasets/*.yaml`` work by bare name, and a
   classify data YAML is turned into the directory Ultralytics expects (``classify_data``);
 - wraps ``BaseModel.fuse`` so it also folds the plugin's BatchNorms into their convolutions (``fold_batchnorm``);
-- registers the plugin classes as safe globals for ``ULTRALYTICS_SAFE_LOAD=1``.
-
-It also builds task models and writes Ultralytics checkpoints for ``timm_import`` (:func:`build_model`,
-:func:`save_checkpoint`), which need Ultralytics' model classes and checkpoint layout.
+- registers the plugin classes as safe globals for ``ULTRALYTICS_SAFE_LOAD=1``, under their 0.1.0 paths too
+  (``legacy``).
 
 Nothing is written into the installed Ultralytics package.
 """
@@ -29,13 +27,14 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict
 
 import torch
 
-from . import modules as cm
+from ..nn import modules as cm
+from ..nn.dwconv import DepthwiseConv2d
 from .classify_data import classify_root, warn_if_names_differ
-from .dwconv import DepthwiseConv2d
+from .legacy import legacy_class_names
 from .planner import PLUGIN_MODULES, Planner, check_release
 from .resources import dataset_yaml, model_yaml, unscaled_name
 
@@ -65,7 +64,7 @@ def _ultralytics_version() -> str:
         return "unknown"
 
 
-def _require(module, name: str):
+def require(module, name: str):
     """Return ``module.name``; if a newer Ultralytics removed it, fail with a message naming the version."""
     if not hasattr(module, name):
         raise ImportError(
@@ -108,8 +107,8 @@ def register() -> None:
         if _registered:
             return
         for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "LOGGER"):
-            _require(tasks, name)
-        _require(_require(tasks, "BaseModel"), "fuse")
+            require(tasks, name)
+        require(require(tasks, "BaseModel"), "fuse")
         data_utils = sys.modules.get("ultralytics.data.utils")
         if not hasattr(data_utils, "check_cls_dataset"):  # not loaded, or half-initialised: patched once it has loaded
             data_utils = None
@@ -121,11 +120,19 @@ def register() -> None:
         _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
         if not getattr(tasks.BaseModel.fuse, "_convmixer", False):
             tasks.BaseModel.fuse = _fuse_method(tasks.BaseModel.fuse)
-        if hasattr(torch.serialization, "add_safe_globals"):
-            torch.serialization.add_safe_globals(SAFE_GLOBALS)
+        _add_safe_globals()
         _registered = True
         if data_utils is not None:
             _patch_data_utils(data_utils)
+
+
+def _add_safe_globals() -> None:
+    """Allow the plugin classes in weights-only loads, under their 0.1.0 paths too where torch takes aliases (2.6+)."""
+    if not hasattr(torch.serialization, "add_safe_globals"):
+        return
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    if hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # torch 2.6+, with (class, path) entries
+        torch.serialization.add_safe_globals(legacy_class_names(SAFE_GLOBALS))
 
 
 def on_module_loaded(module) -> None:
@@ -147,7 +154,7 @@ def _patch_data_utils(data_utils) -> None:
 
 def _require_data_utils(data_utils) -> None:
     for name in ("check_det_dataset", "check_cls_dataset"):
-        _require(data_utils, name)
+        require(data_utils, name)
 
 
 def _wrap(original: Callable, replacement: Callable) -> Callable:
@@ -262,88 +269,3 @@ class _TableRewriter(logging.Filter):
         if record.thread == self.thread and isinstance(msg, str) and len(msg) >= 23 and msg[:23] in self.lines:
             record.msg, record.args = self.lines[msg[:23]], ()
         return True
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Models and checkpoints for the timm import
-# ----------------------------------------------------------------------------------------------------------------------
-_MODEL_CLASSES = {
-    "detect": "DetectionModel",
-    "segment": "SegmentationModel",
-    "pose": "PoseModel",
-    "obb": "OBBModel",
-    "classify": "ClassificationModel",
-    "semantic": "SemanticSegmentationModel",
-    "depth": "DepthModel",
-}
-
-
-def build_model(cfg: Union[dict, str], task: str, nc: Optional[int] = None, verbose: bool = False) -> torch.nn.Module:
-    """Build the Ultralytics model of ``task`` from a model dict or YAML name, as ``YOLO(cfg)`` builds it.
-
-    Args:
-        cfg (dict | str): Model dict or YAML name (``yolov8s.yaml``).
-        task (str): One of ``resources.TASKS``.
-        nc (int | None): Class count that overrides the YAML's.
-        verbose (bool): Print Ultralytics' layer table.
-
-    Returns:
-        (torch.nn.Module): The model, an instance of the task's Ultralytics class (``DetectionModel``, ...).
-    """
-    register()
-    import ultralytics.nn.tasks as tasks
-
-    model_class = _require(tasks, _MODEL_CLASSES[task])
-    if verbose:
-        return model_class(cfg, nc=nc, verbose=True)
-    level = tasks.LOGGER.level
-    tasks.LOGGER.setLevel(logging.WARNING)  # ClassificationModel prints its summary even with verbose=False
-    try:
-        return model_class(cfg, nc=nc, verbose=False)
-    finally:
-        tasks.LOGGER.setLevel(level)
-
-
-def save_checkpoint(model: torch.nn.Module, path: Path, task: str, imgsz: int, extra: dict) -> None:
-    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads and ``yolo train model=path`` fine-tunes.
-
-    The layout is the one Ultralytics' trainer writes once training ends (``strip_optimizer``): the model under
-    ``model``, no optimizer or EMA, ``epoch`` -1, and ``train_args`` with only the task and image size, so training
-    from it starts a new run. The weights stay float32. ``extra`` (plain types only, for ``ULTRALYTICS_SAFE_LOAD=1``)
-    is stored under ``convmixer_import``. The file appears whole or not at all.
-
-    Args:
-        model (nn.Module): An Ultralytics model built by :func:`build_model`.
-        path (Path): Output ``.pt`` file.
-        task (str): The model's task.
-        imgsz (int): Image size recorded as the model's training size.
-        extra (dict): What the import did, for the record.
-    """
-    import datetime
-    import os
-
-    from ultralytics import __version__
-
-    ckpt = {
-        "date": datetime.datetime.now().astimezone().isoformat(),
-        "version": __version__,
-        "license": "AGPL-3.0 (https://ultralytics.com/license)",
-        "docs": "https://docs.ultralytics.com",
-        "epoch": -1,
-        "best_fitness": None,
-        "model": model.float().eval(),
-        "ema": None,
-        "updates": None,
-        "optimizer": None,
-        "train_args": {"task": task, "imgsz": imgsz},
-        "train_metrics": None,
-        "train_results": None,
-        "convmixer_import": extra,
-    }
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        torch.save(ckpt, partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)

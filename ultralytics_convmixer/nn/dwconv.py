@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .dwconv_tiling import FWD_NCHW_CONFIGS, GRID_AXIS_MAX, INT32_MAX, interpreting, wgrad_nchw_block
+
 ENV_FAST_DWCONV = "ULTRALYTICS_CONVMIXER_FAST_DWCONV"
 """Environment variable: ``0`` always uses ``nn.Conv2d.forward`` (cuDNN on CUDA); ``all`` uses the Triton kernels for
 every supported kernel size, ``CUDNN_FAST_KERNELS`` included; unset (or anything else) uses them for the rest."""
@@ -148,12 +150,12 @@ def _input_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     n, _, h, w = x.shape
     if x.numel() == 0:
         return "empty input"
-    if c * h * w > _INT32_MAX or n * h * w > _INT32_MAX:
+    if c * h * w > INT32_MAX or n * h * w > INT32_MAX:
         return "input too large for the kernels' 32-bit indexing"
     fewest_pixels_per_program = min(
-        *(block for _, block in FWD_NCHW_CONFIGS), wgrad_nchw_block(module.kernel_size[0], _INT32_MAX)
+        *(block for _, block in FWD_NCHW_CONFIGS), wgrad_nchw_block(module.kernel_size[0], INT32_MAX)
     )
-    if h * w > _GRID_AXIS_MAX * fewest_pixels_per_program:
+    if h * w > GRID_AXIS_MAX * fewest_pixels_per_program:
         return f"a {h} x {w} plane has more pixel tiles than a CUDA grid axis holds"
     return None
 
@@ -414,15 +416,6 @@ def _device_guard(x: torch.Tensor):
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
-def interpreting() -> bool:
-    """Return whether Triton's CPU interpreter is on (``TRITON_INTERPRET``): it runs kernels but cannot autotune them.
-
-    Returns:
-        (bool): True when ``TRITON_INTERPRET`` is set to anything but ``0`` or empty.
-    """
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
 def _is_channels_last(x: torch.Tensor) -> bool:
     """Return True if ``x`` is (or is best treated as) channels_last, i.e. channels are the innermost dimension."""
     if x.is_contiguous():
@@ -434,51 +427,11 @@ def _layout(nhwc: bool) -> torch.memory_format:
     return torch.channels_last if nhwc else torch.contiguous_format
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Tiling of the NCHW kernels: it bounds the planes they take (checked above without Triton), and dwconv_triton and
-# benchmarks/kernels.py tile by it.
-# ----------------------------------------------------------------------------------------------------------------------
-
-_INT32_MAX = 2**31 - 1
-_GRID_AXIS_MAX = 65535  # CUDA's limit of grid axes 1 and 2; the NCHW kernels put a plane's pixel tiles on axis 1
-FWD_NCHW_CONFIGS = ((4, 512), (4, 256), (4, 1024), (8, 1024), (8, 2048))
-"""``(num_warps, BLOCK)`` of the NCHW forward kernel that autotuning tries; ``BLOCK`` pixels per program."""
-
-
-def wgrad_nchw_block(k: int, plane: int) -> int:
-    """Return the pixels per program of the NCHW weight-gradient kernel: ~8K fp32 accumulators (32 registers a thread).
-
-    Args:
-        k (int): Kernel size.
-        plane (int): Pixels of one channel plane, ``H * W``.
-
-    Returns:
-        (int): A power of two, at least 16, at most the plane rounded up to a power of two.
-    """
-    return max(16, min(8192 // next_pow2(k * k), next_pow2(plane)))
-
-
-def next_pow2(v: int) -> int:
-    """Return the smallest power of two >= ``v`` (1 for ``v <= 1``), as Triton's block sizes must be.
-
-    Args:
-        v (int): The value.
-
-    Returns:
-        (int): The power of two.
-    """
-    return 1 << max(0, (v - 1).bit_length())
-
-
 __all__: List[str] = [
-    "FWD_NCHW_CONFIGS",
     "DepthwiseConv2d",
     "depthwise_conv2d_triton",
     "fast_path_reason",
-    "interpreting",
-    "next_pow2",
     "reference_conv",
     "take_triton_failure",
     "triton_failure",
-    "wgrad_nchw_block",
 ]

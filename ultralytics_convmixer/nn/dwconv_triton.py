@@ -40,8 +40,7 @@ import torch
 import triton
 import triton.language as tl
 
-# The NCHW tiling also bounds the planes the kernels take, which ``dwconv.fast_path_reason`` checks without Triton.
-from .dwconv import FWD_NCHW_CONFIGS, interpreting, next_pow2, wgrad_nchw_block
+from .dwconv_tiling import FWD_NCHW_CONFIGS, interpreting, next_pow2, wgrad_nchw_block
 
 WGRAD_PROGRAMS = 1024
 """Target number of programs of the NHWC weight-gradient kernel (a few waves on any GPU); it sets the pixel split."""

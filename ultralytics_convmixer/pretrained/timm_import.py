@@ -3,7 +3,7 @@
 The paper's checkpoints are published through timm: ``convmixer_768_32.in1k`` (ReLU, kernel 7, patch 7),
 ``convmixer_1024_20_ks9_p14.in1k`` and ``convmixer_1536_20.in1k`` (GELU, kernel 9, patches 14 and 7). A timm ConvMixer
 is a patch-embedding stem (conv -> act -> BN) and ``depth`` blocks ``residual(depthwise conv -> act -> BN)`` then
-``pointwise conv -> act -> BN``: exactly :class:`~ultralytics_convmixer.modules.ConvMixerBlock` with
+``pointwise conv -> act -> BN``: exactly :class:`~ultralytics_convmixer.nn.modules.ConvMixerBlock` with
 ``shortcut=False`` and the paper's ``conv-act-bn`` order. :func:`import_timm` builds a YOLO model whose
 ``ConvMixerBackbone`` (``isotropic8`` or ``isotropic16``) has that trunk, copies every timm tensor but the ImageNet
 classifier into it by value (biases and BatchNorm statistics as they are), and writes an Ultralytics checkpoint.
@@ -13,7 +13,8 @@ Two changes make the trunk a YOLO backbone, both exact where they can be:
 - Input normalization: timm feeds ``(x - mean) / std`` (ImageNet's by default), YOLO feeds ``x`` in [0, 1]. The stem
   has no padding, so the normalization folds into its weights and bias exactly.
 - Stride: YOLO needs strides 8, 16, 32. Patch 7 becomes 8 and patch 14 becomes 16 by resizing the stem kernel
-  (:mod:`~ultralytics_convmixer.patch_resize`); the trunk then sees what timm's saw on the image resized by 8/7.
+  (:mod:`~ultralytics_convmixer.pretrained.patch_resize`); the trunk then sees what timm's saw on the image resized
+  by 8/7.
 
 The neck and head are the packaged YOLOv8 ones at the stock scale whose model is nearest in GFLOPs (or the scale
 asked for); the pyramid to P3/P4/P5 and everything after the trunk start from random weights.
@@ -32,8 +33,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .patch_resize import RESIZE_METHODS
-from .resources import DEFAULT_RESIZE, FAMILY_TASKS, SCALES, TASK_SUFFIXES, TimmImportError, model_yaml
+from ..integration.resources import FAMILY_TASKS, SCALES, TASK_SUFFIXES, model_yaml
+from .options import DEFAULT_RESIZE, TimmImportError
+from .patch_resize import RESIZE_METHODS, resize_kernel
 from .timm_source import ACT_ASSUMED, TrunkConfig, is_classifier, read_source, tensor_layout
 
 __all__ = [
@@ -141,7 +143,7 @@ def trunk_state_dict(
     layout = tensor_layout(trunk)
     ours = {layout[name][0]: t.clone() for name, t in state.items() if name in layout}
     w, b = fold_input_normalization(state["stem.0.weight"], state["stem.0.bias"], trunk.mean, trunk.std)
-    ours["stem.conv.weight"] = RESIZE_METHODS[resize](w, patch or trunk.stride)
+    ours["stem.conv.weight"] = resize_kernel(w, patch or trunk.stride, resize)
     ours["stem.conv.bias"] = b
     return ours
 
@@ -165,7 +167,8 @@ def build_trunk(
     """
     from collections import OrderedDict
 
-    from .modules import PAPER_ORDER, ConvMixerBlock, FixedEpsBatchNorm2d, PatchEmbed
+    from ..nn.modules import ConvMixerBlock, FixedEpsBatchNorm2d, PatchEmbed
+    from ..nn.options import PAPER_ORDER
 
     norm = FixedEpsBatchNorm2d
     blocks = (ConvMixerBlock(trunk.dim, trunk.kernel, trunk.act, False, PAPER_ORDER, norm) for _ in range(trunk.depth))
@@ -218,7 +221,7 @@ def model_dict(
         depth (int | None): Blocks of the trunk (default ``trunk.depth``; fewer only to count FLOPs per block).
 
     Returns:
-        (Dict[str, Any]): The model dict, as a model YAML parses, for ``integration.build_model``.
+        (Dict[str, Any]): The model dict, as a model YAML parses, for ``integration.checkpoints.build_model``.
     """
     import yaml  # PyYAML, a dependency of Ultralytics
 
@@ -275,7 +278,7 @@ def nearest_scale(trunk: TrunkConfig, task: str) -> str:
     Raises:
         TimmImportError: If the GFLOPs cannot be counted (then the scale must be given).
     """
-    from .integration import build_model
+    from ..integration.checkpoints import build_model
 
     imgsz = _imgsz(task)
     one, two = (_gflops(build_model(model_dict(trunk, task, "n", depth=k), task), imgsz) for k in (1, 2))
@@ -325,7 +328,8 @@ def import_timm(
     Args:
         source (str | Path | nn.Module): A timm model name (``convmixer_1024_20_ks9_p14.in1k``), a timm checkpoint
             file (``.pth``, ``.pt``, ``.bin``, ``.safetensors``, ``.pth.tar``) or a folder with one (see
-            :func:`~ultralytics_convmixer.timm_source.read_source`), or a ``timm.create_model(...)`` ConvMixer.
+            :func:`~ultralytics_convmixer.pretrained.timm_source.read_source`), or a ``timm.create_model(...)``
+            ConvMixer.
         task (str): ``detect``, ``segment``, ``pose``, ``obb`` or ``classify``.
         out (str | Path | None): Checkpoint to write; None writes nothing.
         nc (int | None): Class count (default: the packaged YAML's, e.g. 80 for detect).
@@ -350,7 +354,7 @@ def import_timm(
         raise TimmImportError(f"nc must be a positive integer, got {nc!r}")
     out = _check_out(out, force)
     state, trunk = read_source(source, act)
-    from .integration import build_model, save_checkpoint
+    from ..integration.checkpoints import build_model, save_checkpoint
 
     scale = scale or nearest_scale(trunk, task)
     model = build_model(model_dict(trunk, task, scale, nc), task)

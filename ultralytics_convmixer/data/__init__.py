@@ -1,0 +1,1 @@
+"""Tools for data: the generated, offline shapes datasets for every Ultralytics task."""
