@@ -125,6 +125,11 @@ def document(sections: Sequence[tuple], argv: Sequence[str]) -> str:
         "",
         "Params in millions; GFLOPs from Ultralytics' `get_flops` at 640 px (classify: 224 px); ratios are ConvMixer "
         "over stock.",
+        "",
+        "Every classify model's layer 0 is its family's detect, segment, pose and OBB backbone, row and scales alike, "
+        "so that `pretrained=` carries a classify pretraining into those models whole. Where stock's classify model is "
+        "wider than its detect backbone (YOLOv8-cls keeps 1024 channels at m, l and x, where YOLOv8 detect stops at "
+        "768 and 512), the ConvMixer classify model is below stock's budget: the transfer wins over the budget there.",
     ]
     for title, table in sections:
         lines += ["", f"## {title}", "", table]

@@ -1,14 +1,18 @@
-"""Output helpers shared by the benchmark scripts: Markdown tables, and JSON files rewritten after every finished step.
+"""Helpers shared by the benchmark scripts (and the tests): Markdown tables, JSON files rewritten after every finished
+step, a state file that lets a rerun skip what is done, and Ultralytics' log messages collected.
 
 The scripts import this module as ``common`` after putting their own folder on ``sys.path``, so that ``python
 benchmarks/X.py`` works from any directory.
 """
 
+import contextlib
 import json
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 Getter = Union[str, Callable[[Mapping[str, Any]], Any]]
 Column = Union[str, Tuple[str, Getter], Tuple[str, Getter, str]]
@@ -94,3 +98,34 @@ class _Spec(NamedTuple):
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def load_state(out: Path, name: str) -> Tuple[Path, Path, dict]:
+    """Make the output folder ``out``; return it resolved, its state file ``name`` and what that file holds so far.
+
+    Args:
+        out (Path): The script's output folder.
+        name (str): The state file's name in it (``starts.json``).
+
+    Returns:
+        (Tuple[Path, Path, dict]): The folder, the state file, and its contents (empty on a first run).
+    """
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    state_file = out / name
+    return out, state_file, json.loads(state_file.read_text()) if state_file.exists() else {}
+
+
+@contextlib.contextmanager
+def ultralytics_log(level: int = logging.NOTSET) -> Iterator[List[str]]:
+    """Collect the messages Ultralytics logs (at ``level`` or above) inside the ``with`` block, without colour codes."""
+    messages: List[str] = []
+    handler = logging.Handler(level)
+    handler.emit = lambda record: messages.append(re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage()))
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)

@@ -1,8 +1,6 @@
 """Shared fixtures: offline Ultralytics, the real datasets beside the checkout, and scratch copies of them; helpers."""
 
-import contextlib
 import csv
-import logging
 import os
 import shutil
 import subprocess
@@ -13,6 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the helpers the benchmarks share
+from common import ultralytics_log  # noqa: E402, F401 - the tests import it from here
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # never wait on the network
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install from inside a test
@@ -147,20 +148,6 @@ def kill_and_resume(model, data: Path, project: Path, epochs: int, resume_with_c
     assert "Resuming training" in resumed.stdout + resumed.stderr
     assert last_epoch_metrics(project / "killed")["epoch"] == epochs
     return killed.stdout + killed.stderr
-
-
-@contextlib.contextmanager
-def ultralytics_log(level: int = logging.NOTSET):
-    """Collect the messages Ultralytics logs (at ``level`` or above) inside the ``with`` block into the yielded list."""
-    messages = []
-    handler = logging.Handler(level)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

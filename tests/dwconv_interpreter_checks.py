@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import sys
+import warnings
 from unittest import mock
 
 import torch
@@ -195,5 +196,59 @@ def _autotuned_failures() -> list:
     return failures
 
 
+def _broken(entry: str, original):
+    """A kernel entry point that computes a wrong result: the output, or the weight gradient, off by 5%."""
+    if entry == "forward":
+        return lambda *args: original(*args) * 1.05
+    return lambda *args: tuple(g * 1.05 if i == 0 and g is not None else g for i, g in enumerate(original(*args)))
+
+
+def _training_steps(block, x, steps: int = 2) -> None:
+    optimizer = torch.optim.SGD(block.parameters(), lr=0.1)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        block(x).square().mean().backward()
+        optimizer.step()
+
+
+def _selfcheck_main() -> None:
+    """Break a kernel (its output, or its weight gradient), train a 9x9 block two steps, and report what happened."""
+    from ultralytics_convmixer.nn import dwconv_selfcheck, dwconv_triton
+    from ultralytics_convmixer.nn.modules import ConvMixerBlock
+
+    assert os.environ.get("TRITON_INTERPRET") == "1", "set TRITON_INTERPRET=1"
+    dwconv_triton.FORCED_CONFIGS.update(  # small tiles: several programs along every tiled axis
+        fwd_nchw={"BLOCK": 32}, fwd_nhwc={"TH": 4, "TW": 4, "BLOCK_C": 16, "UNROLL": 2},
+        wgrad_nhwc={"BLOCK_C": 16, "UNROLL": 3},
+    )  # fmt: skip
+    report = {}
+    for entry in ("forward", "weight_grad"):
+        dwconv_selfcheck.forget_cases()
+        torch.manual_seed(0)
+        block, x = ConvMixerBlock(20, 9, "silu", True, "conv-bn-act").train(), torch.randn(2, 20, 11, 13)
+        reference = copy.deepcopy(block)
+        before = dwconv.fast_path_reason(x, block.dw.conv)
+        original = getattr(dwconv_triton, entry)
+        setattr(dwconv_triton, entry, _broken(entry, original))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _training_steps(block, x)
+        setattr(dwconv_triton, entry, original)
+        with mock.patch.dict(os.environ, {dwconv.ENV_FAST_DWCONV: "0"}):  # the reference: nn.Conv2d throughout
+            _training_steps(reference, x)
+        report[entry] = {
+            "fast_path_before": before,
+            "fast_path_after": dwconv.fast_path_reason(x, block.dw.conv),
+            "warnings": [str(w.message) for w in caught if "self-check" in str(w.message)],
+            "cases": dwconv_selfcheck.checked_cases(),
+            "parameter_error": max(
+                (a - b).abs().max().item() for a, b in zip(block.parameters(), reference.parameters())
+            ),
+        }
+    print(json.dumps(report))
+
+
 if __name__ == "__main__":
-    _compile_main() if sys.argv[1:] == ["compile"] else _interpreter_main()
+    {"compile": _compile_main, "selfcheck": _selfcheck_main}.get(
+        sys.argv[1] if sys.argv[1:] else "", _interpreter_main
+    )()

@@ -181,6 +181,20 @@ def test_the_notes_say_how_many_warm_up_runs_each_batch_size_had():
     row = {"name": "a", "params": 1, "latency_runs": 20, "warmup_runs": {1: 3, 32: 1}, "pt_b1_ms": 1.0}
     text = notes([row], "detect", SimpleNamespace(arg="d.yaml"), {}, trained=False)
     assert "median of 20 runs after 3 warm-up runs (1 at batch 32), the models taking turns" in text
+    assert "self-check" not in text  # no Triton case checked (CPU)
+
+
+def test_the_notes_report_the_triton_self_check_of_the_trainings():
+    from types import SimpleNamespace
+
+    from ultralytics_convmixer.compare.report import notes
+
+    ok = dict(dtype="float16", layout="channels_last", shape=[32, 256, 20, 20], k=9, failed=None)
+    bad = {**ok, "shape": [16, 128, 40, 40], "failed": "grad_w: relative error 3.10e-02 > 1e-02"}
+    rows = [{"name": "a", "dwconv_checks": []}, {"name": "b", "latency_runs": 1, "dwconv_checks": [ok, bad]}]
+    text = notes(rows, "detect", SimpleNamespace(arg="d.yaml"), {}, trained=True)
+    assert "Triton depthwise self-check during training: 2 cases, 1 failed: b: float16 channels_last " in text
+    assert "[16, 128, 40, 40] k9 (grad_w: relative error 3.10e-02 > 1e-02)" in text
 
 
 def test_data_tasks_are_told_from_labels(tmp_path_factory):

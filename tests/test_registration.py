@@ -361,3 +361,28 @@ def test_the_no_hook_variable_switches_the_hook_off_only_when_set_to_something_b
     code = "import sys; print('ultralytics_convmixer' in sys.modules)"
     result = run_python(code, env={"ULTRALYTICS_CONVMIXER_NO_HOOK": value})
     assert result.stdout.strip() == str(hooked)
+
+
+@pytest.mark.smoke
+def test_a_release_outside_the_declared_range_warns_once_at_start_up_and_the_plugin_still_registers():
+    from ultralytics_convmixer.integration.versions import declared
+
+    code = """
+        import warnings
+        import ultralytics_convmixer.integration.versions as versions
+        versions.installed = lambda: {"ultralytics": "8.2.103", "torch": "1.13.1"}  # as if these were installed
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import ultralytics.nn.tasks as tasks
+            versions.warn_outside_declared_ranges()  # again: still one warning each
+        for w in caught:
+            if "ultralytics-convmixer supports" in str(w.message):
+                print("WARNING", w.message)
+        print("REGISTERED", hasattr(tasks, "ConvMixerBackbone"))
+        """
+    result = run_python(code, check=True)
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 2 and "Traceback" not in result.stderr
+    assert f"supports ultralytics{declared('ultralytics')}, and this is ultralytics 8.2.103" in warnings[0]
+    assert f"supports torch{declared('torch')}, and this is torch 1.13.1" in warnings[1]
+    assert "REGISTERED True" in result.stdout

@@ -4,7 +4,7 @@ Installing the package is enough: the modules are registered with Ultralytics in
 The public names load on first use::
 
     from ultralytics_convmixer import ConvMixerBackbone, ConvMixerBlock, ConvMixerStage, PatchEmbed  # plain PyTorch
-    from ultralytics_convmixer import import_timm  # tools, which use Ultralytics
+    from ultralytics_convmixer import distill, import_timm  # tools, which use Ultralytics
 
 The package has three layers, imported one way (``docs/design.md``, "Layout"): ``nn`` (the model, plain PyTorch),
 ``integration`` (everything that touches Ultralytics' internals) and the tools (``pretrained``, ``data``,
@@ -31,6 +31,7 @@ _LAZY = {
     "model_yaml": "integration.resources",
     "model_yamls": "integration.resources",
     "import_timm": "pretrained.timm_import",
+    "distill": "pretrained.distill",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,4 +1,4 @@
-"""The ``ultralytics-convmixer`` command: ``compare`` models, generate the shapes ``datasets``, ``import-timm`` weights.
+"""The ``ultralytics-convmixer`` command: ``compare`` models, generate ``datasets``, ``import-timm``, ``distill``.
 
 Importing this module is cheap: torch and Ultralytics are imported by the subcommands when they run.
 
@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from .integration.resources import FAMILY_TASKS, SCALES, TASKS
 from .nn.options import ACTIVATIONS
-from .pretrained.options import DEFAULT_RESIZE, RESIZE_NAMES
+from .pretrained.options import DEFAULT_RESIZE, DISTILL_LOSSES, RESIZE_NAMES
 
 PROG = "ultralytics-convmixer"
 
@@ -50,16 +50,17 @@ class _UsageError(Exception):
     """A command-line error detected after argparse (printed as one line, exit code 2)."""
 
 
+def _subcommand(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """Add subcommand ``name``; its ``--help`` keeps the description's line breaks and examples."""
+    raw = argparse.RawDescriptionHelpFormatter
+    return sub.add_parser(name, help=summary, description=description, formatter_class=raw)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="ConvMixer backbones for Ultralytics YOLO.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser(
-        "compare",
-        help="train and profile models side by side",
-        description=COMPARE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = _subcommand(sub, "compare", "train and profile models side by side", COMPARE_HELP)
     p.add_argument(
         "items",
         nargs="*",
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, help="seed")
     d.add_argument("--workers", type=int, help="rendering threads")
     _add_import_timm(sub)
+    _add_distill(sub)
     return parser
 
 
@@ -121,12 +123,7 @@ examples:
 
 
 def _add_import_timm(sub) -> None:
-    p = sub.add_parser(
-        "import-timm",
-        help="turn timm ConvMixer weights into a YOLO checkpoint",
-        description=IMPORT_TIMM_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = _subcommand(sub, "import-timm", "turn timm ConvMixer weights into a YOLO checkpoint", IMPORT_TIMM_HELP)
     p.add_argument("source", metavar="SOURCE", help="timm model name, checkpoint file or folder")
     p.add_argument("--task", default="detect", choices=FAMILY_TASKS["yolov8"], help="YOLO task (default: detect)")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
@@ -138,13 +135,50 @@ def _add_import_timm(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out and --yaml if they exist")
 
 
+DISTILL_HELP = """\
+Distill a timm ConvMixer (the paper's ImageNet weights) into the backbone of a packaged model at any scale, on
+unlabeled images: the student's pyramid levels learn the teacher trunk's features through 1x1 projections, which are
+dropped at the end. The output is the whole student model as an Ultralytics checkpoint: pretrained=FILE.pt carries its
+backbone into any task model of that family and scale, and yolo train model=FILE.pt fine-tunes it.
+
+TEACHER: what import-timm takes (a timm name such as convmixer_1536_20.in1k, a checkpoint file or folder).
+--images: a folder of images (5% held out to validate) or a data YAML (train split; validated on its val split);
+labels are never read. Any Ultralytics training argument passes through as key=value (lr0=0.001 workers=8 ...). It
+runs as an Ultralytics trainer: progress bar, AMP on a GPU, device=0,1 for DDP, a run under runs/distill.
+
+examples:
+  ultralytics-convmixer distill convmixer_1536_20.in1k --student yolov8s-convmixer.yaml \\
+      --images coco/images/train2017 --out yolov8s-distilled.pt --epochs 30 --imgsz 224 --batch 128 --device 0,1
+  yolo detect train model=yolov8s-convmixer.yaml pretrained=yolov8s-distilled.pt data=coco.yaml
+  ultralytics-convmixer distill --resume runs/distill/train/weights/last.pt
+"""
+
+
+def _add_distill(sub) -> None:
+    p = _subcommand(sub, "distill", "teach a packaged backbone a timm ConvMixer's features", DISTILL_HELP)
+    p.add_argument("teacher", nargs="?", metavar="TEACHER", help="timm name, checkpoint file or folder")
+    p.add_argument("items", nargs="*", metavar="key=value", help="Ultralytics training arguments")
+    p.add_argument("--student", default="yolov8n-convmixer.yaml", help="model YAML (default: yolov8n-convmixer.yaml)")
+    p.add_argument("--images", help="folder of images, or a data YAML whose train split is used")
+    p.add_argument("--out", help="student checkpoint to write (.pt)")
+    for option, kind, text in (("epochs", int, "30"), ("imgsz", int, "224"), ("batch", int, "32")):
+        p.add_argument(f"--{option}", type=kind, help=f"training {option} (default: {text})")
+    p.add_argument("--device", help="cpu, 0, 0,1 ... (default: Ultralytics' choice)")
+    p.add_argument("--act", choices=ACTIVATIONS, help="activation of a teacher checkpoint file (default: gelu)")
+    p.add_argument("--levels", default="P3,P4,P5", help="student levels that learn the teacher (default: P3,P4,P5)")
+    p.add_argument("--loss", default="cosine", choices=DISTILL_LOSSES, help="distillation loss (default: cosine)")
+    p.add_argument("--teacher-imgsz", type=int, default=0, help="teacher input side (default: its grid on P3's)")
+    p.add_argument("--resume", metavar="LAST_PT", help="continue a run from its weights/last.pt")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """Parse, letting ``compare`` take models and key=value items anywhere among its options."""
     args, extra = parser.parse_known_args(argv)
     for item in extra:
-        if item.startswith("-") or args.command != "compare":
+        if item.startswith("-") or args.command not in ("compare", "distill"):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "compare":
+    if args.command in ("compare", "distill"):
         args.items = [*args.items, *extra]
     elif args.command == "datasets":
         unknown = [t for t in args.tasks if t not in TASKS]
@@ -227,12 +261,33 @@ def _import_timm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill(args: argparse.Namespace) -> int:
+    from .integration.training_args import parse_training_args
+
+    if args.teacher and "=" in args.teacher:  # key=value items only: argparse took the first for TEACHER
+        args.items, args.teacher = [args.teacher, *args.items], None
+    options = {k: getattr(args, k) for k in ("epochs", "imgsz", "batch", "device") if getattr(args, k) is not None}
+    reserved = {k: f"give it as --{k}" for k in ("model", "data", "resume", *options)}
+    train_args = {**parse_training_args(args.items, reserved, "distill"), **options}
+    if args.resume is None and args.teacher is None:
+        raise _UsageError("give the TEACHER (or --resume LAST_PT)")
+    from .pretrained.distill import distill
+
+    result = distill(
+        args.teacher, args.student, args.images, args.out, force=args.force, act=args.act, levels=args.levels,
+        loss=args.loss, teacher_imgsz=args.teacher_imgsz, resume=args.resume, **train_args,
+    )  # fmt: skip
+    print(result.summary(), flush=True)
+    return 0
+
+
 def _user_errors() -> tuple:
     """Exception types that are user errors (imported only when needed, and none of them imports torch)."""
     from .compare import CompareError
-    from .pretrained.options import TimmImportError
+    from .integration.training_args import TrainingArgumentError
+    from .pretrained.options import DistillError, TimmImportError
 
-    return (CompareError, TimmImportError, _UsageError, FileExistsError)
+    return (CompareError, TimmImportError, DistillError, TrainingArgumentError, _UsageError, FileExistsError)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -252,7 +307,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "compare" and args.latency_runs < 1:
         print(f"{PROG} compare: error: --latency-runs must be >= 1, got {args.latency_runs}", file=sys.stderr)
         return 2
-    run = {"compare": _compare, "datasets": _datasets, "import-timm": _import_timm}[args.command]
+    run = {"compare": _compare, "datasets": _datasets, "import-timm": _import_timm, "distill": _distill}[args.command]
     try:
         return run(args)
     except KeyboardInterrupt:

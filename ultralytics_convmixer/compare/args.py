@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from typing import Any, Sequence
 
+from ..integration.training_args import TrainingArgumentError, parse_training_args
 from .common import CompareError, one_line, register_plugin
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-convmixer.yaml")
@@ -31,33 +31,16 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         items (Sequence[str]): Strings such as ``epochs=3``, ``device=cpu``, ``fraction=0.5``, ``cache=None``.
 
     Returns:
-        (dict[str, Any]): Argument names to values converted by Ultralytics' ``smart_value`` (int, float, bool,
-            None, or the string).
+        (dict[str, Any]): Argument names to values (see ``integration.training_args``).
 
     Raises:
         CompareError: For a malformed item, an unknown or reserved argument, or a value of the wrong type.
     """
     register_plugin()
-    from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg, smart_value
-
-    args: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise CompareError(f"argument '{item}' is not key=value")
-        if key in RESERVED:
-            raise CompareError(f"argument '{key}' is set by compare itself; {RESERVED[key]}")
-        if key != "data" and key not in DEFAULT_CFG_DICT:
-            close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise CompareError(f"unknown training argument '{key}'{hint}")
-        args[key] = smart_value(value.strip())
     try:
-        check_cfg({k: v for k, v in args.items() if k != "data"})
-    except (TypeError, ValueError) as e:
-        raise CompareError(" ".join(str(e).split())) from None
-    return args
+        return parse_training_args(items, RESERVED, "compare")
+    except TrainingArgumentError as e:
+        raise CompareError(str(e)) from None
 
 
 def training_args(overrides: dict[str, Any]) -> dict[str, Any]:

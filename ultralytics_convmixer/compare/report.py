@@ -229,4 +229,10 @@ def notes(rows: list[dict[str, Any]], task: str, data: DataSpec, args: dict[str,
         f"ratios (×) are against the first model, {r['name']}; latency is the median of {r.get('latency_runs')} runs"
         f" after {_warmup_text(r)}, the models taking turns" + (f"; peak mem is {mem}." if trained else "."),
     ]
+    checks = [(x["name"], c) for x in rows for c in x.get("dwconv_checks") or []]
+    if checks:
+        failed = [f"{name}: {c['dtype']} {c['layout']} {c['shape']} k{c['k']} ({c['failed']})" for name, c in checks
+                  if c["failed"]]  # fmt: skip
+        lines.append(f"Triton depthwise self-check during training: {len(checks)} cases, {len(failed)} failed"
+                     + (f": {'; '.join(failed)}" if failed else ""))  # fmt: skip
     return "\n".join(f"- {ln}" for ln in lines)

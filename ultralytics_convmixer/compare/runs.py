@@ -328,6 +328,8 @@ def _train_child(job_file: str) -> None:
     import torch
     from ultralytics import YOLO
 
+    from ..nn.dwconv_selfcheck import checked_cases
+
     model = YOLO(job.get("resume") or job["model"])
     resumed_from = model.ckpt.get("epoch", -1) + 1 if job.get("resume") else 0  # read before training rewrites it
     starts: list[float] = []
@@ -355,5 +357,6 @@ def _train_child(job_file: str) -> None:
         "imgsz": trainer.args.imgsz,
         "weights": str(Path(weights).resolve()),
         "save_dir": str(Path(trainer.save_dir).resolve()),
+        "dwconv_checks": checked_cases(),  # the Triton depthwise kernels' self-check, on CUDA
     }
     _write_json(Path(job["result"]), result)

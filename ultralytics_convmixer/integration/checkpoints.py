@@ -51,6 +51,21 @@ def build_model(cfg: Union[dict, str], task: str, nc: Optional[int] = None, verb
         tasks.LOGGER.setLevel(level)
 
 
+def model_dict(name: Union[str, Path]) -> dict:
+    """Return the model dict of a model YAML, as ``YOLO(name)`` reads it (packaged names found, scale picked).
+
+    Args:
+        name (str | Path): A YAML name or file, such as ``yolov8n-convmixer.yaml``.
+
+    Returns:
+        (dict): The parsed YAML, with ``scale`` and ``yaml_file``.
+    """
+    register()
+    import ultralytics.nn.tasks as tasks
+
+    return tasks.yaml_model_load(name)
+
+
 def save_checkpoint(model: torch.nn.Module, path: Path, task: str, imgsz: int, extra: dict) -> None:
     """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads and ``yolo train model=path`` fine-tunes.
 

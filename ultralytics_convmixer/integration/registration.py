@@ -14,6 +14,9 @@
 - wraps ``check_det_dataset``/``check_cls_dataset`` so the packaged ``datasets/*.yaml`` work by bare name, and a
   classify data YAML is turned into the directory Ultralytics expects (``classify_data``);
 - wraps ``BaseModel.fuse`` so it also folds the plugin's BatchNorms into their convolutions (``fold_batchnorm``);
+- wraps ``BaseModel.load`` (``pretrained=``) so it warns when a checkpoint fits few or none of a ConvMixer
+  backbone's tensors (``transfer``);
+- wraps ``Exporter.__call__`` so plugin models get percentile INT8 calibration in ONNX exports (``export``);
 - registers the plugin classes as safe globals for ``ULTRALYTICS_SAFE_LOAD=1``, under their 0.1.0 paths too
   (``legacy``).
 
@@ -34,11 +37,13 @@ import torch
 from ..nn import modules as cm
 from ..nn.dwconv import DepthwiseConv2d
 from .classify_data import classify_root, warn_if_names_differ
+from .export import exporter_call
 from .legacy import legacy_class_names
 from .planner import PLUGIN_MODULES, Planner, check_release
 from .resources import dataset_yaml, model_yaml, unscaled_name
+from .transfer import warn_if_backbone_missed
+from .versions import declared, warn_outside_declared_ranges
 
-SUPPORTED = "ultralytics>=8.3.253,<=8.4.190"
 # Every class a plugin checkpoint may pickle, for torch's weights_only unpickler (ULTRALYTICS_SAFE_LOAD=1).
 SAFE_GLOBALS = [
     *PLUGIN_MODULES.values(),
@@ -69,7 +74,8 @@ def require(module, name: str):
     if not hasattr(module, name):
         raise ImportError(
             f"ultralytics-convmixer relies on {module.__name__}.{name}, which is missing in ultralytics "
-            f"{_ultralytics_version()}; this plugin supports {SUPPORTED}. Install a supported Ultralytics release."
+            f"{_ultralytics_version()}; this plugin supports ultralytics{declared('ultralytics') or ''}. Install a "
+            "supported Ultralytics release."
         )
     return getattr(module, name)
 
@@ -108,7 +114,8 @@ def register() -> None:
             return
         for name in ("parse_model", "yaml_model_load", "guess_model_scale", "make_divisible", "Index", "LOGGER"):
             require(tasks, name)
-        require(require(tasks, "BaseModel"), "fuse")
+        for method in ("fuse", "load"):
+            require(require(tasks, "BaseModel"), method)
         data_utils = sys.modules.get("ultralytics.data.utils")
         if not hasattr(data_utils, "check_cls_dataset"):  # not loaded, or half-initialised: patched once it has loaded
             data_utils = None
@@ -120,8 +127,14 @@ def register() -> None:
         _replace_everywhere(tasks, "yaml_model_load", _wrap(tasks.yaml_model_load, _yaml_model_load))
         if not getattr(tasks.BaseModel.fuse, "_convmixer", False):
             tasks.BaseModel.fuse = _fuse_method(tasks.BaseModel.fuse)
+        if not getattr(tasks.BaseModel.load, "_convmixer", False):
+            tasks.BaseModel.load = _load_method(tasks.BaseModel.load)
         _add_safe_globals()
+        exporter_module = sys.modules.get("ultralytics.engine.exporter")
+        if hasattr(exporter_module, "Exporter"):  # imported before the model parser: patched now, not on its load
+            _patch_exporter(exporter_module)
         _registered = True
+        warn_outside_declared_ranges()
         if data_utils is not None:
             _patch_data_utils(data_utils)
 
@@ -139,8 +152,17 @@ def on_module_loaded(module) -> None:
     """Finish registration for an Ultralytics module that has just been imported (called by the start-up hook)."""
     if module.__name__ == "ultralytics.data.utils":
         _patch_data_utils(module)
-    else:
-        _rebind(module)
+        return
+    _rebind(module)
+    if module.__name__ == "ultralytics.engine.exporter":
+        _patch_exporter(module)
+
+
+def _patch_exporter(exporter_module) -> None:
+    """Export plugin models to ONNX INT8 with percentile calibration (``export``); stock models as before."""
+    exporter = require(exporter_module, "Exporter")
+    if not getattr(exporter.__call__, "_convmixer", False):
+        exporter.__call__ = exporter_call(exporter.__call__)
 
 
 def _patch_data_utils(data_utils) -> None:
@@ -181,6 +203,21 @@ def _fuse_method(original: Callable) -> Callable:
 
     fuse._convmixer = True
     return fuse
+
+
+def _load_method(original: Callable) -> Callable:
+    """``BaseModel.load`` (``pretrained=``) that warns when the weights miss the ConvMixer backbone (``transfer``)."""
+
+    @functools.wraps(original)
+    def load(self, weights, *args, **kwargs):
+        result = original(self, weights, *args, **kwargs)
+        import ultralytics.nn.tasks as tasks
+
+        warn_if_backbone_missed(self, weights, tasks.LOGGER.warning)
+        return result
+
+    load._convmixer = True
+    return load
 
 
 # ----------------------------------------------------------------------------------------------------------------------

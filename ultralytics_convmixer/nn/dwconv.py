@@ -13,7 +13,9 @@ depthwise_conv2d`` and ``depthwise_conv2d_backward``, opaque nodes of the compil
 
 ``dwconv_triton`` is imported on the first call that takes the fast path, so importing this module never imports
 Triton. A Triton kernel that fails (e.g. does not compile for the GPU) is reported once, with a warning, and every
-later call of the process uses ``nn.Conv2d`` (``triton_failure`` says why).
+later call of the process uses ``nn.Conv2d`` (``triton_failure`` says why). A kernel that runs is checked against
+PyTorch's convolution the first time it meets a case (``dwconv_selfcheck``): one that computes wrong values warns and
+leaves that case to ``nn.Conv2d``.
 """
 
 import contextlib
@@ -22,15 +24,17 @@ import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from . import dwconv_selfcheck as selfcheck
+from .dwconv_reference import reference_conv, reference_grads
 from .dwconv_tiling import FWD_NCHW_CONFIGS, GRID_AXIS_MAX, INT32_MAX, interpreting, wgrad_nchw_block
 
 ENV_FAST_DWCONV = "ULTRALYTICS_CONVMIXER_FAST_DWCONV"
-"""Environment variable: ``0`` always uses ``nn.Conv2d.forward`` (cuDNN on CUDA); ``all`` uses the Triton kernels for
-every supported kernel size, ``CUDNN_FAST_KERNELS`` included; unset (or anything else) uses them for the rest."""
+"""Environment variable, comma-separated words: ``0`` always uses ``nn.Conv2d.forward`` (cuDNN on CUDA); ``all`` uses
+the Triton kernels for every supported kernel size, ``CUDNN_FAST_KERNELS`` included (unset: for the rest); ``nocheck``
+skips their self-check (``dwconv_selfcheck``), as in ``all,nocheck``."""
 
 SUPPORTED_KERNELS = (3, 5, 7, 9, 11, 13)
 CUDNN_FAST_KERNELS = (3, 5, 7)
@@ -81,6 +85,9 @@ class DepthwiseConv2d(nn.Conv2d):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+_TELLS_EXPORT_FROM_COMPILE = hasattr(torch.compiler, "is_exporting")  # torch 2.7+
+
+
 def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     """Say why ``module(x)`` will not use the Triton kernels (it cannot, or cuDNN is as fast), or None if it will.
 
@@ -91,14 +98,19 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     Returns:
         (str | None): A short human-readable reason for using ``nn.Conv2d.forward`` instead, or None for the fast path.
     """
-    setting = os.environ.get(ENV_FAST_DWCONV, "").strip().lower()
-    if setting == "0":
+    if not _TELLS_EXPORT_FROM_COMPILE and torch.compiler.is_compiling():
+        # torch < 2.7 cannot tell torch.export from torch.compile (and its Dynamo cannot trace the environment read)
+        return "torch.compile or torch.export on torch < 2.7 (an exported program must hold a standard convolution)"
+    setting = _setting()
+    if "0" in setting:
         return f"disabled by {ENV_FAST_DWCONV}=0"
     if torch.onnx.is_in_onnx_export():  # before tracing: the TorchScript-based exporter traces
         return "ONNX export (the graph must hold a standard Conv)"
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return "TorchScript scripting or tracing (the graph must hold a standard convolution)"
-    if torch.compiler.is_exporting():  # torch.export (ExecuTorch, dynamo ONNX); torch.compile keeps the Triton path
+    if _TELLS_EXPORT_FROM_COMPILE and torch.compiler.is_exporting():
+        # torch.export (ExecuTorch, dynamo ONNX); torch.compile keeps the Triton path (torch 2.7-2.11 also answer True
+        # under torch.compile, pytorch/pytorch#176347: there it takes nn.Conv2d too)
         return "torch.export (the exported program must hold a standard convolution)"
     reason = _module_reason(module) or _input_reason(x, module)
     if reason is not None:
@@ -108,9 +120,15 @@ def fast_path_reason(x: torch.Tensor, module: nn.Conv2d) -> Optional[str]:
     if triton_failure() is not None:
         return f"the Triton kernels failed earlier in this process ({triton_failure()})"
     k = module.kernel_size[0]
-    if k in CUDNN_FAST_KERNELS and setting != "all":  # could run, but cuDNN is as fast (CUDNN_FAST_KERNELS)
+    if k in CUDNN_FAST_KERNELS and "all" not in setting:  # could run, but cuDNN is as fast (CUDNN_FAST_KERNELS)
         return f"kernel {k} is fast in cuDNN ({ENV_FAST_DWCONV}=all uses the Triton kernels for it)"
-    return None
+    failed = selfcheck.any_failed() and selfcheck.failure(selfcheck.case_of(x, module.weight, _is_channels_last(x)))
+    return f"the Triton kernels' self-check failed for this case ({failed})" if failed else None
+
+
+def _setting() -> set:
+    """Return the words of ``ULTRALYTICS_CONVMIXER_FAST_DWCONV`` (see ``ENV_FAST_DWCONV``)."""
+    return set(os.environ.get(ENV_FAST_DWCONV, "").replace(" ", "").lower().split(","))
 
 
 def _module_reason(module: nn.Conv2d) -> Optional[str]:
@@ -184,20 +202,6 @@ def depthwise_conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: Optiona
     if x.dim() != 4 or x.shape[1] != c or tuple(weight.shape) != (c, 1, k, k) or k not in SUPPORTED_KERNELS:
         raise ValueError(f"unsupported depthwise convolution: x {tuple(x.shape)}, weight {tuple(weight.shape)}")
     return _apply(x, weight, bias)
-
-
-def reference_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Compute with ``F.conv2d`` what ``depthwise_conv2d_triton`` computes: the function the kernels must match.
-
-    Args:
-        x (torch.Tensor): Input ``(N, C, H, W)``.
-        weight (torch.Tensor): Filters ``(C, 1, k, k)``, odd ``k``.
-        bias (torch.Tensor | None): Optional ``(C,)`` bias.
-
-    Returns:
-        (torch.Tensor): ``F.conv2d(x, weight, bias, padding=k // 2, groups=C)``.
-    """
-    return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
 
 
 def triton_failure() -> Optional[str]:
@@ -315,11 +319,18 @@ def _grad_layouts(x: torch.Tensor) -> Tuple[torch.memory_format, ...]:
 
 
 def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """Return the convolution of ``x`` (NCHW or channels_last) by the Triton kernels, in the memory format of ``x``."""
+    """Return the convolution of ``x`` (NCHW or channels_last) by the Triton kernels, in the memory format of ``x``.
+
+    PyTorch's convolution computes it instead where the kernels failed to run, or failed their check of this case.
+    """
     nhwc = _is_channels_last(x)
     x = x.contiguous(memory_format=_layout(nhwc))
-    y = _unless_triton_fails(lambda kernels: kernels.forward(x, weight, bias, nhwc), x)
-    return y if y is not None else reference_conv(x, weight, bias).contiguous(memory_format=_layout(nhwc))
+    if selfcheck.failure(selfcheck.case_of(x, weight, nhwc)) is None:
+        y = _unless_triton_fails(lambda kernels: kernels.forward(x, weight, bias, nhwc), x)
+        if y is not None:
+            corrected = selfcheck.check_forward(x, weight, bias, y, _setting(), nhwc)
+            return y if corrected is None else corrected
+    return reference_conv(x, weight, bias).contiguous(memory_format=_layout(nhwc))
 
 
 def _backward(
@@ -330,14 +341,12 @@ def _backward(
     x = x.contiguous(memory_format=_layout(nhwc))  # a no-op for the x that _forward saw
     grad_y = grad_y.contiguous(memory_format=_layout(nhwc))
     need = _wanted_grads(has_bias, need)
-    grads = _unless_triton_fails(lambda kernels: _triton_grads(kernels, x, weight, grad_y, nhwc, need), x)
-    if grads is not None:
-        return grads
-    c, pad = weight.shape[0], weight.shape[-1] // 2
-    gx, gw, gb = torch.ops.aten.convolution_backward(
-        grad_y, x, weight, [c] if has_bias else None, [1, 1], [pad, pad], [1, 1], False, [0, 0], c, list(need)
-    )
-    return gx, gw, gb
+    if selfcheck.failure(selfcheck.case_of(x, weight, nhwc)) is None:
+        grads = _unless_triton_fails(lambda kernels: _triton_grads(kernels, x, weight, grad_y, nhwc, need), x)
+        if grads is not None:
+            corrected = selfcheck.check_backward(grad_y, x, weight, has_bias, need, grads, nhwc)
+            return grads if corrected is None else corrected
+    return tuple(reference_grads(grad_y, x, weight, has_bias, need))
 
 
 def _triton_grads(

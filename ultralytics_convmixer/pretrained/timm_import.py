@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..integration.resources import FAMILY_TASKS, SCALES, TASK_SUFFIXES, model_yaml
-from .options import DEFAULT_RESIZE, TimmImportError
+from .options import DEFAULT_RESIZE, TimmImportError, check_output
 from .patch_resize import RESIZE_METHODS, resize_kernel
 from .timm_source import ACT_ASSUMED, TrunkConfig, is_classifier, read_source, tensor_layout
 
@@ -300,19 +300,6 @@ def _load_trunk(model: nn.Module, state: Dict[str, torch.Tensor], trunk: TrunkCo
     return [name for name in state if name in layout and layout[name][0] in tensors]
 
 
-def _check_out(out: Optional[Union[str, Path]], force: bool) -> Optional[Path]:
-    if out is None:
-        return None
-    out = Path(out).expanduser()
-    if out.suffix != ".pt":
-        raise TimmImportError(f"--out must be a .pt file (an Ultralytics checkpoint), got {out}")
-    if out.exists() and not force:
-        raise TimmImportError(f"{out} exists; pass --force (Python: force=True) to overwrite it")
-    if not out.parent.is_dir():
-        raise TimmImportError(f"{out}: folder {out.parent} does not exist")
-    return out
-
-
 def import_timm(
     source: Union[str, Path, nn.Module],
     task: str = "detect",
@@ -352,7 +339,7 @@ def import_timm(
         raise TimmImportError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int) or nc < 1):
         raise TimmImportError(f"nc must be a positive integer, got {nc!r}")
-    out = _check_out(out, force)
+    out = None if out is None else check_output(out, force, TimmImportError)
     state, trunk = read_source(source, act)
     from ..integration.checkpoints import build_model, save_checkpoint
 

@@ -12,6 +12,7 @@ A bare checkpoint file does not record its activation: it is read as GELU (two o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
 import re
@@ -250,10 +251,18 @@ def _load_safetensors(path: Path) -> Dict[str, torch.Tensor]:
         raise TimmImportError(f"{path}: not a .safetensors file safetensors can read ({_reason(e)})") from None
 
 
+def _namespace_allowed():
+    """Allow ``argparse.Namespace`` in a weights-only load: in the ``with`` block (torch 2.5+), or for the process."""
+    if hasattr(torch.serialization, "safe_globals"):
+        return torch.serialization.safe_globals([argparse.Namespace])
+    torch.serialization.add_safe_globals([argparse.Namespace])  # torch 2.4
+    return contextlib.nullcontext()
+
+
 def _load_pickle(path: Path) -> Any:
     unreadable = f"{path}: not a checkpoint torch or safetensors can read"
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):  # timm's train.py saves its args beside them
+        with _namespace_allowed():  # timm's train.py saves its args beside them
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", _ANSI_CODE.sub("", str(e)))
