@@ -90,7 +90,10 @@ def compare(models: list, recipe: list, out: Path) -> dict:
     result = {}
     for row in _csv(out / "compare.csv"):
         run = out / "runs" / row["model"]
-        curve = [r.get("metrics/mAP50-95(B)") or r.get("metrics/mAP50-95(M)") for r in _csv(run / "results.csv")]
+        rows = list(_csv(run / "results.csv"))
+        # the task's own metric: masks for segment, keypoints for pose, boxes for detect
+        key = next(f"metrics/mAP50-95({k})" for k in "MPB" if f"metrics/mAP50-95({k})" in rows[0])
+        curve = [r[key] for r in rows]
         result[row["model"]] = {**row, "map50_95_per_epoch": [float(x) for x in curve]}
     return result
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ultralytics_convmixer.nn.distill import LOSSES, DistillHead, align, parse_levels
-from ultralytics_convmixer.pretrained.options import DISTILL_LOSSES, DistillError, TimmImportError
+from ultralytics_convmixer.nn.distill import DistillHead, align, parse_levels
+from ultralytics_convmixer.nn.options import DISTILL_LOSSES
+from ultralytics_convmixer.pretrained.options import DistillError, TimmImportError
 
 from conftest import TRAIN_ONE_EPOCH, cli_command, real_dataset, run, run_python
 
@@ -31,8 +32,14 @@ def coco8_images(tmp_path_factory) -> Path:
     return real_dataset(tmp_path_factory, "coco8").parent / "images"
 
 
-def test_the_command_line_names_the_losses_the_head_takes():
-    assert DISTILL_LOSSES == LOSSES
+def test_the_command_line_offers_every_loss_the_head_takes_and_says_the_defaults():
+    from ultralytics_convmixer.cli import _parser
+
+    help_text = " ".join(_parser()._subparsers._group_actions[0].choices["distill"].format_help().split())
+    assert "{" + ",".join(DISTILL_LOSSES) + "}" in help_text and "(default: cosine)" in help_text
+    assert "(default: P3,P4,P5)" in help_text
+    for loss in DISTILL_LOSSES:
+        DistillHead([8, 16, 32], teacher_dim=4, loss=loss)  # each is one the head takes
 
 
 def test_levels_are_read_as_the_backbone_names_them():
@@ -47,7 +54,7 @@ def test_teacher_features_are_averaged_onto_coarser_grids_and_interpolated_onto_
     assert align(teacher, (8, 8)).shape == (1, 1, 8, 8) and align(teacher, (4, 4)) is teacher
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", DISTILL_LOSSES)
 def test_the_backbone_learns_the_teachers_features_on_a_fixed_batch(tmp_path_factory, tmp_path, loss):
     from ultralytics_convmixer.integration.checkpoints import build_model
     from ultralytics_convmixer.integration.distill_data import UnlabeledImages, find_images

@@ -13,8 +13,8 @@ import sys
 from typing import Optional, Sequence
 
 from .integration.resources import FAMILY_TASKS, SCALES, TASKS
-from .nn.options import ACTIVATIONS
-from .pretrained.options import DEFAULT_RESIZE, DISTILL_LOSSES, RESIZE_NAMES
+from .nn.options import ACTIVATIONS, DEFAULT_DISTILL_LEVELS, DEFAULT_DISTILL_LOSS, DISTILL_LOSSES
+from .pretrained.options import DEFAULT_RESIZE, RESIZE_NAMES
 
 PROG = "ultralytics-convmixer"
 
@@ -165,8 +165,9 @@ def _add_distill(sub) -> None:
         p.add_argument(f"--{option}", type=kind, help=f"training {option} (default: {text})")
     p.add_argument("--device", help="cpu, 0, 0,1 ... (default: Ultralytics' choice)")
     p.add_argument("--act", choices=ACTIVATIONS, help="activation of a teacher checkpoint file (default: gelu)")
-    p.add_argument("--levels", default="P3,P4,P5", help="student levels that learn the teacher (default: P3,P4,P5)")
-    p.add_argument("--loss", default="cosine", choices=DISTILL_LOSSES, help="distillation loss (default: cosine)")
+    levels, loss = DEFAULT_DISTILL_LEVELS, DEFAULT_DISTILL_LOSS
+    p.add_argument("--levels", default=levels, help=f"student levels that learn the teacher (default: {levels})")
+    p.add_argument("--loss", default=loss, choices=DISTILL_LOSSES, help=f"distillation loss (default: {loss})")
     p.add_argument("--teacher-imgsz", type=int, default=0, help="teacher input side (default: its grid on P3's)")
     p.add_argument("--resume", metavar="LAST_PT", help="continue a run from its weights/last.pt")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")

@@ -27,6 +27,7 @@ from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.utils import DEFAULT_CFG
 
 from ..nn.distill import DistillHead, parse_levels
+from ..nn.options import DEFAULT_DISTILL_LEVELS, DEFAULT_DISTILL_LOSS
 from .checkpoints import build_model, save_checkpoint
 from .distill_data import UnlabeledImages, find_images
 from .planner import _release
@@ -36,8 +37,8 @@ DISTILL_ARGS = {
     "teacher": None,  # the teacher: a timm name or checkpoint file
     "teacher_act": None,  # its activation, for a checkpoint file that does not record it
     "teacher_imgsz": 0,  # the teacher's input side; 0: imgsz * patch / 8, so its grid is the student's P3 grid
-    "distill_levels": "P3,P4,P5",  # the student levels that learn the teacher's features
-    "distill_loss": "cosine",  # cosine, mse or both (nn.distill)
+    "distill_levels": DEFAULT_DISTILL_LEVELS,  # the student levels that learn the teacher's features
+    "distill_loss": DEFAULT_DISTILL_LOSS,  # cosine, mse or both (nn.distill)
     "distill_out": None,  # the student checkpoint written when the training ends
 }
 LOSS_NAMES = ("feat_loss", "cos_sim")  # the distillation loss, and the cosine similarity it raises

@@ -13,15 +13,13 @@ Losses (``DistillHead``'s ``loss``):
 - ``both``: their sum.
 """
 
-from typing import Dict, List, Literal, Sequence, Tuple, get_args
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Loss = Literal["cosine", "mse", "both"]
-LOSSES: Tuple[str, ...] = get_args(Loss)
-LEVELS = ("P3", "P4", "P5")  # a ConvMixerBackbone's outputs, strides 8, 16 and 32
+from .options import DEFAULT_DISTILL_LOSS, DISTILL_LEVELS, DISTILL_LOSSES, DistillLoss
 
 
 def parse_levels(levels) -> List[int]:
@@ -38,10 +36,10 @@ def parse_levels(levels) -> List[int]:
     """
     items = levels.split(",") if isinstance(levels, str) else list(levels)
     names = [f"P{x}" if isinstance(x, int) and not isinstance(x, bool) else str(x).strip().upper() for x in items]
-    wrong = [n for n in names if n not in LEVELS]
+    wrong = [n for n in names if n not in DISTILL_LEVELS]
     if wrong or not names:
-        raise ValueError(f"levels must be some of {', '.join(LEVELS)} (as 'P3,P4'), got {levels!r}")
-    return sorted({LEVELS.index(n) for n in names})
+        raise ValueError(f"levels must be some of {', '.join(DISTILL_LEVELS)} (as 'P3,P4'), got {levels!r}")
+    return sorted({DISTILL_LEVELS.index(n) for n in names})
 
 
 def align(teacher: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -76,10 +74,10 @@ class DistillHead(nn.Module):
         loss (str): ``cosine``, ``mse`` or ``both`` (see the module docstring).
     """
 
-    def __init__(self, channels: Sequence[int], teacher_dim: int, loss: Loss = "cosine"):
+    def __init__(self, channels: Sequence[int], teacher_dim: int, loss: DistillLoss = DEFAULT_DISTILL_LOSS):
         super().__init__()
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
+        if loss not in DISTILL_LOSSES:
+            raise ValueError(f"loss must be one of {list(DISTILL_LOSSES)}, got {loss!r}")
         self.loss = loss
         self.projections = nn.ModuleList(nn.Conv2d(c, teacher_dim, 1) for c in channels)
 

@@ -1,4 +1,4 @@
-"""The string options of the ConvMixer modules, and the argument checks the modules and the YAML planner share.
+"""String options of the ConvMixer modules and of distillation; the argument checks the modules and the planner share.
 
 Torch-free, so that the command line can offer the names without importing torch. Each check returns the value it
 accepts and raises a ``ValueError`` naming the argument; the YAML planner adds the file, layer and module.
@@ -16,8 +16,13 @@ Order = Literal["conv-act-bn", "conv-bn-act", "conv-bn-add-act"]
 """
 Design = Literal["hierarchical", "isotropic16", "isotropic8"]
 
+DistillLoss = Literal["cosine", "mse", "both"]  # ``nn.distill``'s losses
+
 ACTIVATIONS: Tuple[str, ...] = get_args(Activation)
 ORDERS: Tuple[str, ...] = get_args(Order)
+DISTILL_LOSSES: Tuple[str, ...] = get_args(DistillLoss)
+DISTILL_LEVELS = ("P3", "P4", "P5")  # a ConvMixerBackbone's outputs, strides 8, 16 and 32, that distillation can teach
+DEFAULT_DISTILL_LEVELS, DEFAULT_DISTILL_LOSS = ",".join(DISTILL_LEVELS), "cosine"
 DESIGNS: Tuple[str, ...] = get_args(Design)
 PAPER_ORDER: Order = "conv-act-bn"
 DESIGN_ALIASES = {"isotropic": "isotropic16"}

@@ -23,7 +23,8 @@ from torch import nn
 from ..integration.checkpoints import model_dict
 from ..integration.distill_data import ImagesError, find_images
 from ..integration.distill_trainer import DISTILL_ARGS, DistillationTrainer
-from ..nn.distill import LOSSES, parse_levels
+from ..nn.distill import parse_levels
+from ..nn.options import DISTILL_LOSSES
 from .options import DistillError, check_output
 from .timm_import import build_trunk
 from .timm_source import read_source
@@ -171,8 +172,8 @@ def _check_objective(levels: str, loss: str) -> None:
         parse_levels(levels)
     except ValueError as e:
         raise DistillError(f"--levels: {e}") from None
-    if loss not in LOSSES:
-        raise DistillError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if loss not in DISTILL_LOSSES:
+        raise DistillError(f"--loss must be one of {', '.join(DISTILL_LOSSES)}, got {loss!r}")
 
 
 def _check_images(images: Union[str, Path, None]) -> list:

@@ -7,7 +7,6 @@ from typing import Type, Union
 # found to keep an imported trunk's features closer to timm's.
 RESIZE_NAMES = ("pi", "bilinear")
 DEFAULT_RESIZE = "pi"
-DISTILL_LOSSES = ("cosine", "mse", "both")  # ``nn.distill.LOSSES``, for the command line (a test checks they agree)
 
 
 class TimmImportError(ValueError):
